@@ -1,0 +1,165 @@
+// The pybind11 module ddad_rt._core: the C++ engine, nothing else. The public Python API
+// (python/ddad_rt/) wraps it.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <sstream>
+
+#include "ddad_rt/engine.h"
+#include "ddad_rt/errors.h"
+
+namespace py = pybind11;
+using ddad_rt::DType;
+using ddad_rt::Engine;
+using ddad_rt::EngineOptions;
+using ddad_rt::ImageBatch;
+using ddad_rt::ScoreOutputs;
+
+namespace {
+
+std::string shape_string(const py::array& a) {
+  std::ostringstream s;
+  s << "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
+  s << (a.ndim() == 1 ? ",)" : ")");
+  return s.str();
+}
+
+// Returns a C-contiguous array of the same dtype: the input itself when it already is
+// (no copy), else a contiguous copy.
+template <typename T>
+py::array contiguous(const py::array& a) {
+  return py::array_t<T, py::array::c_style>::ensure(a);
+}
+
+py::dict score(const Engine& engine, const py::array& images_in, bool want_maps) {
+  py::array images;
+  DType dtype;
+  if (py::isinstance<py::array_t<float>>(images_in)) {
+    dtype = DType::kFloat32;
+    images = contiguous<float>(images_in);
+  } else if (py::isinstance<py::array_t<std::uint8_t>>(images_in)) {
+    dtype = DType::kUInt8;
+    images = contiguous<std::uint8_t>(images_in);
+  } else if (py::isinstance<py::array_t<std::uint16_t>>(images_in)) {
+    dtype = DType::kUInt16;
+    images = contiguous<std::uint16_t>(images_in);
+  } else {
+    throw py::value_error(
+        "unsupported dtype " + py::str(images_in.dtype()).cast<std::string>() +
+        ": pass uint8 (0-255), uint16 (0-65535) or float32 in [0, 1], e.g. "
+        "images.astype(np.float32) after scaling to [0, 1]");
+  }
+  if (!images) throw py::error_already_set();
+
+  ImageBatch batch;
+  batch.dtype = dtype;
+  if (images.ndim() == 3) {
+    batch.n = images.shape(0);
+    batch.height = images.shape(1);
+    batch.width = images.shape(2);
+  } else if (images.ndim() == 4 && images.shape(1) == 1) {
+    batch.n = images.shape(0);
+    batch.height = images.shape(2);
+    batch.width = images.shape(3);
+  } else {
+    const auto& b = engine.bundle();
+    std::ostringstream msg;
+    msg << "images must have shape (N, H, W) or (N, 1, H, W) with H, W = " << b.height << ", "
+        << b.width << "; got shape " << shape_string(images_in);
+    if (images_in.ndim() == 2) msg << " - for a single image pass image[None]";
+    throw py::value_error(msg.str());
+  }
+  batch.data = images.data();
+
+  const py::ssize_t n = batch.n;
+  const py::ssize_t h = engine.bundle().height;
+  const py::ssize_t w = engine.bundle().width;
+  py::array_t<float> s_rec(n), s_intra(n), s_inter(n);
+  py::object maps = py::none();
+  ScoreOutputs out;
+  out.score_rec = s_rec.mutable_data();
+  out.score_intra = s_intra.mutable_data();
+  out.score_inter = s_inter.mutable_data();
+  if (want_maps && n > 0) {
+    py::array_t<float> m_rec({n, h, w}), m_intra({n, h, w}), m_inter({n, h, w});
+    out.map_rec = m_rec.mutable_data();
+    out.map_intra = m_intra.mutable_data();
+    out.map_inter = m_inter.mutable_data();
+    py::dict d;
+    d["rec"] = m_rec;
+    d["intra"] = m_intra;
+    d["inter"] = m_inter;
+    maps = d;
+  }
+  {
+    py::gil_scoped_release release;
+    engine.score(batch, out);
+  }
+  py::dict scores;
+  scores["rec"] = s_rec;
+  scores["intra"] = s_intra;
+  scores["inter"] = s_inter;
+  py::dict result;
+  result["scores"] = scores;
+  result["maps"] = maps;
+  return result;
+}
+
+py::dict info(const Engine& engine) {
+  const auto& b = engine.bundle();
+  py::dict d;
+  for (const auto& [key, value] : engine.info()) d[py::str(key)] = value;
+  d["image_size"] = py::make_tuple(b.height, b.width);
+  d["k"] = b.k;
+  d["backbone"] = b.backbone;
+  d["scores"] = b.scores;
+  d["default_score"] = b.default_score;
+  d["bundle_version"] = b.format_version;
+  d["bundle_identity"] = b.identity;
+  d["bundle_path"] = b.path;
+  d["max_batch"] = engine.options().max_batch;
+  d["num_threads"] = engine.options().num_threads;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "ddad_rt C++ engine (private: use the ddad_rt package)";
+
+  py::register_exception<ddad_rt::BundleError>(m, "BundleError", PyExc_RuntimeError);
+  py::register_exception<ddad_rt::EngineError>(m, "EngineError", PyExc_RuntimeError);
+
+  m.def("build_info", [] {
+    py::dict d;
+    for (const auto& [key, value] : ddad_rt::build_info()) {
+      if (value == "true" || value == "false") {
+        d[py::str(key)] = value == "true";
+      } else {
+        d[py::str(key)] = value;
+      }
+    }
+    d["bundle_format_version"] = ddad_rt::kBundleFormatVersion;
+    return d;
+  });
+
+  py::class_<Engine>(m, "Engine")
+      .def(py::init([](const std::string& bundle, const std::string& device,
+                       const std::string& precision, std::int64_t max_batch, int num_threads) {
+             EngineOptions o;
+             o.device = device;
+             o.precision = precision;
+             o.max_batch = max_batch;
+             o.num_threads = num_threads;
+             py::gil_scoped_release release;  // loading hashes and compiles: seconds
+             return std::make_unique<Engine>(bundle, o);
+           }),
+           py::arg("bundle"), py::arg("device") = "auto", py::arg("precision") = "fp32",
+           py::arg("max_batch") = 64, py::arg("num_threads") = 0)
+      .def("score", &score, py::arg("images"), py::arg("maps") = false)
+      .def_property_readonly("info", &info)
+      .def_property_readonly("manifest_json",
+                             [](const Engine& e) { return e.bundle().manifest_json; });
+}

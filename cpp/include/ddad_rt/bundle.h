@@ -1,0 +1,39 @@
+// A bundle: a directory with manifest.json and the ONNX graphs it lists, integrity-checked
+// on load. The manifest is written by ddad_train.export (Python); this is its C++ reader.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ddad_rt {
+
+//! The bundle format this build reads and writes.
+constexpr int kBundleFormatVersion = 1;
+
+//! A loaded, verified bundle.
+struct Bundle {
+  std::string path;            //!< the bundle directory
+  int format_version = 0;      //!< manifest format_version
+  std::string backbone;        //!< "ae" (later "ae-u", "memae")
+  int k = 0;                   //!< members per module (NDM and UDM each)
+  std::int64_t height = 0;     //!< model image size
+  std::int64_t width = 0;
+  float norm_mean = 0.5f;      //!< network input = ([0,1] value - mean) / std
+  float norm_std = 0.5f;
+  std::vector<std::string> scores;          //!< score keys the bundle provides
+  std::string default_score;                //!< the key a screening flag uses by default
+  std::map<std::string, std::string> graphs;  //!< role ("ensemble") -> file name
+  std::map<std::string, std::string> files;   //!< file name -> sha256 (hex)
+  std::string identity;        //!< sha256 over the graph files' hashes (manifest-independent)
+  std::string manifest_json;   //!< the manifest text as read
+  //! Bytes of each graph file, read once and hash-checked (no re-read, no TOCTOU).
+  std::map<std::string, std::string> graph_bytes;
+};
+
+//! Loads `dir/manifest.json`, checks format and fields, and verifies the sha256 of every
+//! listed file. Throws BundleError with the reason and the remedy.
+Bundle load_bundle(const std::string& dir);
+
+}  // namespace ddad_rt

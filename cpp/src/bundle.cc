@@ -1,0 +1,208 @@
+#include "ddad_rt/bundle.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "ddad_rt/errors.h"
+#include "json.h"
+#include "sha256.h"
+
+namespace ddad_rt {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::set<std::string>& known_scores() {
+  static const std::set<std::string> k{"rec", "intra", "inter", "r_intra", "r_dual"};
+  return k;
+}
+
+const std::set<std::string>& known_backbones() {
+  static const std::set<std::string> b{"ae", "ae-u", "memae"};
+  return b;
+}
+
+std::string read_file(const fs::path& path, const std::string& what) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    throw BundleError("bundle file missing: " + path.string() + " (" + what +
+                      "); a bundle is the whole directory written by `ddad-rt train` or "
+                      "ddad_train.export: copy all of it, or re-export");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw BundleError("cannot open " + path.string() + ": check its permissions");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (!in && !in.eof()) throw BundleError("error reading " + path.string());
+  return std::move(ss).str();
+}
+
+[[noreturn]] void bad_field(const fs::path& manifest, const std::string& field,
+                            const std::string& expected) {
+  throw BundleError("manifest " + manifest.string() + ": field '" + field + "' " + expected +
+                    "; the manifest was edited or written by another tool: re-export the bundle");
+}
+
+const json::Value& require(const json::Value& obj, const std::string& key, const fs::path& m) {
+  const json::Value* v = obj.find(key);
+  if (v == nullptr) bad_field(m, key, "is missing");
+  return *v;
+}
+
+std::string require_string(const json::Value& obj, const std::string& key, const fs::path& m) {
+  const json::Value& v = require(obj, key, m);
+  if (!v.is_string()) bad_field(m, key, "must be a string");
+  return v.as_string();
+}
+
+long long require_int(const json::Value& obj, const std::string& key, const fs::path& m,
+                      long long lo, long long hi) {
+  const json::Value& v = require(obj, key, m);
+  if (!v.is_number()) bad_field(m, key, "must be an integer");
+  const double d = v.as_number();
+  if (d != std::floor(d) || d < static_cast<double>(lo) || d > static_cast<double>(hi)) {
+    bad_field(m, key, "must be an integer in [" + std::to_string(lo) + ", " +
+                          std::to_string(hi) + "], got " + std::to_string(d));
+  }
+  return static_cast<long long>(d);
+}
+
+// A bundle may come from an untrusted source: its file names must stay inside the bundle.
+bool is_plain_file_name(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." &&
+         name.find('/') == std::string::npos && name.find('\\') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
+}  // namespace
+
+Bundle load_bundle(const std::string& dir) {
+  const fs::path root(dir);
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) {
+    throw BundleError("bundle not found: " + dir +
+                      " is not a directory; pass the bundle directory (the one holding "
+                      "manifest.json), e.g. the `bundle/` folder written by `ddad-rt demo`");
+  }
+  const fs::path manifest_path = root / "manifest.json";
+  Bundle b;
+  b.path = dir;
+  b.manifest_json = read_file(manifest_path, "the bundle's manifest");
+
+  json::Value m;
+  try {
+    m = json::parse(b.manifest_json);
+  } catch (const json::ParseError& e) {
+    throw BundleError("manifest " + manifest_path.string() + " is not valid JSON (" + e.what() +
+                      "); the file is damaged: re-export or re-copy the bundle");
+  }
+  if (!m.is_object()) bad_field(manifest_path, "(top level)", "must be a JSON object");
+
+  const std::string format = require_string(m, "format", manifest_path);
+  if (format != "ddad_rt.bundle") {
+    bad_field(manifest_path, "format", "must be \"ddad_rt.bundle\", got \"" + format + "\"");
+  }
+  b.format_version =
+      static_cast<int>(require_int(m, "format_version", manifest_path, 0, 1000000));
+  if (b.format_version != kBundleFormatVersion) {
+    throw BundleError("bundle " + dir + " has format_version " +
+                      std::to_string(b.format_version) + ", but this ddad_rt reads version " +
+                      std::to_string(kBundleFormatVersion) +
+                      ": install the ddad_rt release that wrote it, or re-export the model "
+                      "with this release's ddad_train");
+  }
+
+  b.backbone = require_string(m, "backbone", manifest_path);
+  if (!known_backbones().count(b.backbone)) {
+    bad_field(manifest_path, "backbone", "must be one of ae, ae-u, memae; got \"" + b.backbone + "\"");
+  }
+  b.k = static_cast<int>(require_int(m, "k", manifest_path, 2, 64));
+
+  const json::Value& size = require(m, "image_size", manifest_path);
+  if (!size.is_array() || size.as_array().size() != 2 || !size.as_array()[0].is_number() ||
+      !size.as_array()[1].is_number()) {
+    bad_field(manifest_path, "image_size", "must be [height, width]");
+  }
+  const double h = size.as_array()[0].as_number();
+  const double w = size.as_array()[1].as_number();
+  if (h != std::floor(h) || w != std::floor(w) || h < 16 || w < 16 || h > 4096 || w > 4096) {
+    bad_field(manifest_path, "image_size", "must hold two integers in [16, 4096]");
+  }
+  b.height = static_cast<std::int64_t>(h);
+  b.width = static_cast<std::int64_t>(w);
+
+  const json::Value& norm = require(m, "normalization", manifest_path);
+  if (!norm.is_object()) bad_field(manifest_path, "normalization", "must be an object");
+  const json::Value& mean = require(norm, "mean", manifest_path);
+  const json::Value& stdv = require(norm, "std", manifest_path);
+  if (!mean.is_number() || !stdv.is_number() || !(stdv.as_number() > 0.0)) {
+    bad_field(manifest_path, "normalization", "must hold a number 'mean' and a positive 'std'");
+  }
+  b.norm_mean = static_cast<float>(mean.as_number());
+  b.norm_std = static_cast<float>(stdv.as_number());
+
+  const json::Value& scores = require(m, "scores", manifest_path);
+  if (!scores.is_array() || scores.as_array().empty()) {
+    bad_field(manifest_path, "scores", "must be a non-empty list of score names");
+  }
+  for (const auto& s : scores.as_array()) {
+    if (!s.is_string() || !known_scores().count(s.as_string())) {
+      bad_field(manifest_path, "scores", "holds an unknown score (known: rec, intra, inter, r_intra, r_dual)");
+    }
+    b.scores.push_back(s.as_string());
+  }
+  b.default_score = require_string(m, "default_score", manifest_path);
+  if (std::find(b.scores.begin(), b.scores.end(), b.default_score) == b.scores.end()) {
+    bad_field(manifest_path, "default_score", "must be one of the bundle's scores");
+  }
+
+  const json::Value& files = require(m, "files", manifest_path);
+  if (!files.is_object()) bad_field(manifest_path, "files", "must map file names to sha256");
+  for (const auto& [name, digest] : files.as_object()) {
+    if (!is_plain_file_name(name) || name == "manifest.json") {
+      bad_field(manifest_path, "files", "lists \"" + name + "\", which is not a plain file name in the bundle");
+    }
+    if (!digest.is_string() || digest.as_string().size() != 64) {
+      bad_field(manifest_path, "files", "must give a 64-hex-digit sha256 for \"" + name + "\"");
+    }
+    b.files[name] = digest.as_string();
+  }
+
+  const json::Value& graphs = require(m, "graphs", manifest_path);
+  if (!graphs.is_object() || graphs.find("ensemble") == nullptr) {
+    bad_field(manifest_path, "graphs", "must be an object naming at least the \"ensemble\" graph");
+  }
+  for (const auto& [role, file] : graphs.as_object()) {
+    if (!file.is_string() || !b.files.count(file.as_string())) {
+      bad_field(manifest_path, "graphs", "names a graph file for \"" + role + "\" that 'files' does not list");
+    }
+    b.graphs[role] = file.as_string();
+  }
+
+  // Verify every listed file; keep graph bytes so the backend parses exactly what was hashed.
+  std::string identity_text;
+  for (const auto& [name, expected] : b.files) {
+    std::string bytes = read_file(root / name, "listed in the manifest");
+    const std::string actual = sha256_hex(bytes);
+    if (actual != expected) {
+      throw BundleError("sha256 mismatch for " + (root / name).string() + ": the manifest says " +
+                        expected + ", the file has " + actual +
+                        "; the file was modified, truncated or swapped: re-copy the bundle "
+                        "from its source or re-export it");
+    }
+    bool is_graph = false;
+    for (const auto& [role, file] : b.graphs) is_graph = is_graph || file == name;
+    if (is_graph) {
+      identity_text += name + ":" + actual + "\n";
+      b.graph_bytes[name] = std::move(bytes);
+    }
+  }
+  b.identity = sha256_hex(identity_text);
+  return b;
+}
+
+}  // namespace ddad_rt
