@@ -1,0 +1,61 @@
+"""Shared fixtures: a small trained bundle (seconds to train) and paths to ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_dataset(name: str) -> Path:
+    """Path to ../shared/data/NAME, skipping the test when it is absent."""
+    path = SHARED_DATA / name
+    if not (path / "data.json").is_file():
+        pytest.skip(f"{path} not found: real-image tests need ../shared/data beside the checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory) -> Path:
+    from ddad_rt.synthetic import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("synth"), seed=1, n_normal=64, n_unlabeled=64,
+                        anomaly_rate=0.5, n_test=40)
+
+
+@pytest.fixture(scope="session")
+def trained(synth_data, tmp_path_factory):
+    """(bundle path, udm BatchedAE, ndm BatchedAE) after 2 epochs at 32x32, K=3."""
+    from ddad_train.config import TrainConfig
+    from ddad_train.export import export_bundle
+    from ddad_train.pipeline import load_training_images
+    from ddad_train.trainer import train_module
+
+    cfg = TrainConfig(data=str(synth_data), k=3, image_size=32, epochs=2, batch_size=16, seed=3)
+    normal, udm_images, summary = load_training_images(cfg, progress=False)
+    ndm = train_module(normal, cfg, "ndm", progress=False)
+    udm = train_module(udm_images, cfg, "udm", progress=False)
+    bundle = export_bundle(udm.model, ndm.model, tmp_path_factory.mktemp("b") / "bundle",
+                           config=cfg.to_dict(), training={"seed": cfg.seed, "data": summary})
+    return bundle, udm.model, ndm.model
+
+
+@pytest.fixture(scope="session")
+def bundle(trained) -> Path:
+    return trained[0]
+
+
+@pytest.fixture(scope="session")
+def engine(bundle):
+    import ddad_rt
+
+    return ddad_rt.Engine(bundle, device="cpu", max_batch=8)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)

@@ -1,0 +1,102 @@
+"""Bad input never crashes the interpreter: it raises an exception that names the problem."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import ddad_rt
+
+
+@pytest.mark.parametrize(("images", "needle"), [
+    (np.zeros((0, 32, 32), np.uint8), "empty batch"),
+    (np.zeros((2, 64, 64), np.uint8), "does not match the model's 32x32"),
+    (np.zeros((32, 32), np.uint8), "image[None]"),
+    (np.zeros((2, 3, 32, 32), np.uint8), "shape (N, H, W) or (N, 1, H, W)"),
+    (np.zeros((2, 32, 32), np.float64), "unsupported dtype float64"),
+    (np.zeros((2, 32, 32), np.int32), "unsupported dtype int32"),
+    (np.full((2, 32, 32), 1.5, np.float32), "outside [0, 1]"),
+    (np.full((2, 32, 32), -0.1, np.float32), "outside [0, 1]"),
+])
+def test_bad_images_raise_value_error(engine, images, needle):
+    with pytest.raises(ValueError, match=None) as exc:
+        engine.score(images)
+    assert needle in str(exc.value)
+
+
+def test_nan_names_the_image(engine):
+    images = np.zeros((3, 32, 32), np.float32)
+    images[2, 5, 5] = np.nan
+    with pytest.raises(ValueError, match=r"images\[2\] contains NaN"):
+        engine.score(images)
+
+
+def test_non_array_input_raises_type_error(engine):
+    with pytest.raises(TypeError, match="NumPy array"):
+        engine.score([[0.0]])
+
+
+def test_non_contiguous_input_is_scored_like_a_contiguous_copy(engine, rng):
+    big = rng.random((4, 32, 64), dtype=np.float32)
+    view = big[:, :, ::2]
+    np.testing.assert_array_equal(engine.score(view).scores["inter"],
+                                  engine.score(np.ascontiguousarray(view)).scores["inter"])
+
+
+def copy_bundle(bundle, tmp_path):
+    dst = tmp_path / "bundle"
+    shutil.copytree(bundle, dst)
+    return dst
+
+
+def test_missing_bundle_dir(tmp_path):
+    with pytest.raises(ddad_rt.BundleError, match="not a directory"):
+        ddad_rt.Engine(tmp_path / "nope", device="cpu")
+
+
+def test_missing_graph_file(bundle, tmp_path):
+    b = copy_bundle(bundle, tmp_path)
+    (b / "ensemble.onnx").unlink()
+    with pytest.raises(ddad_rt.BundleError, match="bundle file missing"):
+        ddad_rt.Engine(b, device="cpu")
+
+
+def test_tampered_graph_fails_hash_check(bundle, tmp_path):
+    b = copy_bundle(bundle, tmp_path)
+    with open(b / "ensemble.onnx", "r+b") as f:
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(ddad_rt.BundleError, match="sha256 mismatch"):
+        ddad_rt.Engine(b, device="cpu")
+
+
+def test_other_format_version(bundle, tmp_path):
+    b = copy_bundle(bundle, tmp_path)
+    m = json.loads((b / "manifest.json").read_text())
+    m["format_version"] = 99
+    (b / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ddad_rt.BundleError, match="format_version 99"):
+        ddad_rt.Engine(b, device="cpu")
+
+
+def test_cuda_unavailable_says_why(bundle):
+    with pytest.raises(ddad_rt.EngineError, match="no TensorRT backend"):
+        ddad_rt.Engine(bundle, device="cuda")
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "needle"), [
+    ({"device": "tpu"}, ValueError, "device must be"),
+    ({"precision": "int4"}, ValueError, "precision must be"),
+    ({"precision": "bf16"}, ddad_rt.EngineError, "offers fp32"),
+    ({"max_batch": 0}, ValueError, "max_batch"),
+    ({"num_threads": -1}, ValueError, "num_threads"),
+])
+def test_bad_options(bundle, kwargs, exc, needle):
+    with pytest.raises(exc) as e:
+        ddad_rt.Engine(bundle, **{"device": "cpu", **kwargs})
+    assert needle in str(e.value)
