@@ -71,6 +71,14 @@ def _read_medad(root: Path) -> dict:
     return d
 
 
+def _require_dir(root: str | Path) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        msg = f"dataset folder not found: {root}"
+        raise FileNotFoundError(msg)
+    return root
+
+
 def _list_folder(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
@@ -108,10 +116,7 @@ def training_set(root: str | Path, n: int | None = None, ar: float | None = None
         n: unlabeled pool size (Med-AD only; default: the whole pool).
         ar: anomaly rate of the pool (Med-AD only; default: the pool's own).
     """
-    root = Path(root)
-    if not root.is_dir():
-        msg = f"dataset folder not found: {root}"
-        raise FileNotFoundError(msg)
+    root = _require_dir(root)
     if is_medad(root):
         d = _read_medad(root)
         images = root / "images"
@@ -141,10 +146,7 @@ def training_set(root: str | Path, n: int | None = None, ar: float | None = None
 def test_set(root: str | Path) -> TestSet:
     """Lists labelled test images: Med-AD test/0 + test/1, or ``test/normal`` + ``test/abnormal``
     (or ``normal/`` + ``abnormal/``) of a plain folder."""
-    root = Path(root)
-    if not root.is_dir():
-        msg = f"dataset folder not found: {root}"
-        raise FileNotFoundError(msg)
+    root = _require_dir(root)
     if is_medad(root):
         d = _read_medad(root)
         normal = [root / "images" / f for f in d["test"]["0"]]

@@ -31,7 +31,6 @@ def roc_auc(labels, scores) -> float:
     s_sorted = s[order]
     ranks = np.empty(len(s), np.float64)
     # Average ranks over ties (Mann-Whitney U).
-    i = 0
     n = len(s)
     pos = np.arange(1, n + 1, dtype=np.float64)
     boundaries = np.flatnonzero(np.diff(s_sorted)) + 1
@@ -39,7 +38,6 @@ def roc_auc(labels, scores) -> float:
     ends = np.concatenate([boundaries, [n]])
     for a, b in zip(starts, ends):
         ranks[order[a:b]] = pos[a:b].mean()
-        i = b
     n_pos = int(y.sum())
     n_neg = n - n_pos
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
