@@ -64,7 +64,7 @@ def summary() -> None:
         f"Seeds: {', '.join(str(r['seed']) for r in reports)}; scores computed by the C++ engine "
         "(OpenVINO, fp32). Reference: ../shared/REFERENCE.md (authors' code, one unseeded run).",
         "",
-        *([f"**Incomplete: {len(reports)} of 3 seeds; sd is 0 until a second seed lands.**", ""]
+        *([f"**Incomplete: {len(reports)} of 3 seeds (sd needs at least 2).**", ""]
           if len(reports) < 3 else []),
         "| score | AUC mean | AUC sd | ref AUC | AUC within max(0.03, 2 sd)? | AP mean | AP sd | ref AP | AP within? |",
         "|---|---|---|---|---|---|---|---|---|",

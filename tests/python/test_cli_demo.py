@@ -36,3 +36,22 @@ def test_demo_separates_synthetic_lesions(tmp_path, capsys):
     assert (out / "maps.png").stat().st_size > 10_000
     assert (out / "bundle" / "manifest.json").is_file()
     assert "inter" in capsys.readouterr().out
+
+
+def test_train_and_eval_on_real_ultrasound(tmp_path, capsys):
+    """`ddad-rt train` then `ddad-rt eval` on the small real BUSI set (integration, not accuracy)."""
+    from conftest import shared_dataset
+
+    data = shared_dataset("busi")
+    bundle = tmp_path / "busi_bundle"
+    assert main(["train", "--data", str(data), "--out", str(bundle), "--epochs", "1",
+                 "--k", "2", "--image-size", "32", "--batch-size", "16", "--seed", "5"]) == 0
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["k"] == 2 and manifest["image_size"] == [32, 32]
+    assert manifest["training"]["data"]["normal"] == 53
+    assert manifest["training"]["data"]["unlabeled"] == 75
+    report = tmp_path / "busi.json"
+    assert main(["eval", str(bundle), "--data", str(data), "--json", str(report)]) == 0
+    r = json.loads(report.read_text())
+    assert r["n_normal"] == 50 and r["n_abnormal"] == 50
+    assert all(0.0 <= v <= 1.0 for v in r["auc"].values())
