@@ -27,7 +27,7 @@ from ddad_train.pipeline import train
 DEMO_DATA = {"n_normal": 256, "n_unlabeled": 768, "anomaly_rate": 0.6, "n_test": 400}
 DEMO_IMAGE_SIZE = 32
 DEMO_BATCH = 32
-DEMO_EPOCHS = 50
+DEMO_EPOCHS = 40
 
 
 def run_demo(out: str | Path, seed: int = 0, epochs: int = DEMO_EPOCHS, threads: int = 0,
