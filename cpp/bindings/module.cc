@@ -76,34 +76,27 @@ py::dict score(const Engine& engine, const py::array& images_in, bool want_maps)
   const py::ssize_t n = batch.n;
   const py::ssize_t h = engine.bundle().height;
   const py::ssize_t w = engine.bundle().width;
-  py::array_t<float> s_rec(n), s_intra(n), s_inter(n);
-  py::object maps = py::none();
   ScoreOutputs out;
-  out.score_rec = s_rec.mutable_data();
-  out.score_intra = s_intra.mutable_data();
-  out.score_inter = s_inter.mutable_data();
-  if (want_maps && n > 0) {
-    py::array_t<float> m_rec({n, h, w}), m_intra({n, h, w}), m_inter({n, h, w});
-    out.map_rec = m_rec.mutable_data();
-    out.map_intra = m_intra.mutable_data();
-    out.map_inter = m_inter.mutable_data();
-    py::dict d;
-    d["rec"] = m_rec;
-    d["intra"] = m_intra;
-    d["inter"] = m_inter;
-    maps = d;
+  py::dict scores;
+  py::dict map_dict;
+  for (ddad_rt::Score s : ddad_rt::kAllScores) {
+    if (!engine.has_score(s)) continue;
+    py::array_t<float> score_array(n);
+    out.score(s) = score_array.mutable_data();
+    scores[ddad_rt::score_key(s)] = score_array;
+    if (want_maps && n > 0) {
+      py::array_t<float> map_array({n, h, w});
+      out.map(s) = map_array.mutable_data();
+      map_dict[ddad_rt::score_key(s)] = map_array;
+    }
   }
   {
     py::gil_scoped_release release;
     engine.score(batch, out);
   }
-  py::dict scores;
-  scores["rec"] = s_rec;
-  scores["intra"] = s_intra;
-  scores["inter"] = s_inter;
   py::dict result;
   result["scores"] = scores;
-  result["maps"] = maps;
+  result["maps"] = want_maps && n > 0 ? py::object(map_dict) : py::object(py::none());
   return result;
 }
 

@@ -10,6 +10,24 @@
 
 namespace ddad_rt {
 
+//! Where run_ensemble writes: [n, K, H, W] each; ndm_logvar only for AE-U bundles.
+struct EnsembleOutputs {
+  float* udm = nullptr;
+  float* ndm = nullptr;
+  float* ndm_logvar = nullptr;
+};
+
+//! The two refinement networks of ASR (DESIGN.md section 2).
+enum class Refiner { kDual, kIntra };
+
+//! The bundle's graph role of a refiner: "refine_dual" or "refine_intra".
+inline const char* refiner_role(Refiner r) {
+  return r == Refiner::kDual ? "refine_dual" : "refine_intra";
+}
+
+//! Input channels of a refiner: R_dual sees [A_inter, A_intra], R_intra sees [A_intra].
+inline int refiner_channels(Refiner r) { return r == Refiner::kDual ? 2 : 1; }
+
 //! Runs a bundle's networks. Implementations are safe to call from several threads at once.
 class Backend {
  public:
@@ -21,8 +39,12 @@ class Backend {
   //! The precision the networks run at, e.g. "fp32".
   virtual std::string precision() const = 0;
   //! Runs all 2K members on normalised images [n, 1, H, W]; writes the reconstructions to
-  //! udm and ndm, each [n, K, H, W]. n <= the max_batch the backend was built with.
-  virtual void run_ensemble(const float* images, std::int64_t n, float* udm, float* ndm) = 0;
+  //! out.udm and out.ndm, each [n, K, H, W], and for AE-U bundles the NDM log-variances to
+  //! out.ndm_logvar [n, K, H, W]. n <= the max_batch the backend was built with.
+  virtual void run_ensemble(const float* images, std::int64_t n, const EnsembleOutputs& out) = 0;
+  //! Runs a refinement network: maps [n, C, H, W] (C = 2 for R_dual: A_inter, A_intra;
+  //! C = 1 for R_intra) -> logits [n, 2, H, W]. Only for graphs the bundle has.
+  virtual void run_refine(Refiner which, const float* maps, std::int64_t n, float* logits) = 0;
 };
 
 namespace cpu {

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "ddad_rt/errors.h"
 #include "json.h"
@@ -177,10 +178,30 @@ Bundle load_bundle(const std::string& dir) {
     bad_field(manifest_path, "graphs", "must be an object naming at least the \"ensemble\" graph");
   }
   for (const auto& [role, file] : graphs.as_object()) {
+    if (role != "ensemble" && role != "refine_dual" && role != "refine_intra") {
+      bad_field(manifest_path, "graphs", "has an unknown role \"" + role +
+                                             "\" (known: ensemble, refine_dual, refine_intra)");
+    }
     if (!file.is_string() || !b.files.count(file.as_string())) {
       bad_field(manifest_path, "graphs", "names a graph file for \"" + role + "\" that 'files' does not list");
     }
     b.graphs[role] = file.as_string();
+  }
+  // Scores and graphs must agree: every score is computed, none is promised without a graph.
+  for (const char* base : {"rec", "intra", "inter"}) {
+    if (std::find(b.scores.begin(), b.scores.end(), base) == b.scores.end()) {
+      bad_field(manifest_path, "scores", std::string("must include \"") + base +
+                                             "\" (every bundle's ensemble computes it)");
+    }
+  }
+  for (const auto& [score, role] : {std::pair<std::string, std::string>{"r_dual", "refine_dual"},
+                                    {"r_intra", "refine_intra"}}) {
+    const bool listed = std::find(b.scores.begin(), b.scores.end(), score) != b.scores.end();
+    if (listed != b.has_graph(role)) {
+      bad_field(manifest_path, "scores",
+                listed ? "lists \"" + score + "\" but 'graphs' has no \"" + role + "\""
+                       : "omits \"" + score + "\" although 'graphs' has \"" + role + "\"");
+    }
   }
 
   // Verify every listed file; keep graph bytes so the backend parses exactly what was hashed.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "backend.h"
@@ -62,6 +63,9 @@ Engine::Engine(const std::string& bundle_dir, const EngineOptions& options)
   }
   device_reason_ = options_.device == "cpu" ? "requested" : std::string("auto: ") + kNoCudaReason;
   bundle_ = load_bundle(bundle_dir);
+  for (const std::string& key : bundle_.scores) {
+    if (auto s = score_from_key(key)) has_[static_cast<int>(*s)] = true;
+  }
   backend_ = cpu::make_openvino_backend(bundle_, options_);
   // Graph bytes are compiled into the backend; do not keep a second copy alive.
   bundle_.graph_bytes.clear();
@@ -75,40 +79,83 @@ void Engine::validate(const ImageBatch& images) const {
 
 void Engine::score(const ImageBatch& images, const ScoreOutputs& out) const {
   validate(images);
-  if (!out.score_rec || !out.score_intra || !out.score_inter) {
-    throw std::invalid_argument("score outputs must not be null");
+  const bool want_maps = out.map(Score::kRec) != nullptr;
+  for (Score s : kAllScores) {
+    if (!has_score(s)) continue;
+    if (!out.score(s)) {
+      throw std::invalid_argument(std::string("score output '") + score_key(s) + "' is null");
+    }
+    if ((out.map(s) != nullptr) != want_maps) {
+      throw std::invalid_argument("map outputs must be all set or all null");
+    }
   }
-  const bool want_maps = out.map_rec != nullptr;
-  if (want_maps && (!out.map_intra || !out.map_inter)) {
-    throw std::invalid_argument("map outputs must be all set or all null");
-  }
+  const bool dual = has_score(Score::kRDual);
+  const bool intra_only = has_score(Score::kRIntra);
   const int k = bundle_.k;
   const std::int64_t hw = bundle_.height * bundle_.width;
   const std::int64_t chunk = std::min(images.n, options_.max_batch);
+  const auto size = [&](std::int64_t per_image) { return static_cast<size_t>(chunk * per_image); };
   // Per-call workspace: calls on several threads never share buffers.
-  std::vector<float> x(static_cast<size_t>(chunk * hw));
-  std::vector<float> udm(static_cast<size_t>(chunk * k * hw));
-  std::vector<float> ndm(static_cast<size_t>(chunk * k * hw));
+  std::vector<float> x(size(hw)), udm(size(k * hw)), ndm(size(k * hw));
+  std::vector<float> logvar(bundle_.uncertainty() ? size(k * hw) : 0);
+  // Refiners' inputs: R_dual reads [A_inter, A_intra] as two channels, R_intra [A_intra].
+  std::vector<float> dual_in(dual ? size(2 * hw) : 0), intra_in(intra_only ? size(hw) : 0);
+  std::vector<float> logits(dual || intra_only ? size(2 * hw) : 0);
   for (std::int64_t start = 0; start < images.n; start += chunk) {
     const std::int64_t b = std::min(chunk, images.n - start);
+    const auto user_map = [&](Score s) -> MapOut {
+      return {want_maps ? out.map(s) + start * hw : nullptr, hw};
+    };
+    const auto user_score = [&](Score s) { return out.score(s) + start; };
     normalize_images(images, start, b, bundle_.norm_mean, bundle_.norm_std, x.data());
-    backend_->run_ensemble(x.data(), b, udm.data(), ndm.data());
+    backend_->run_ensemble(x.data(), b, {udm.data(), ndm.data(), logvar.empty() ? nullptr : logvar.data()});
+
     DiscrepancyArgs args;
     args.x = x.data();
     args.udm = udm.data();
     args.ndm = ndm.data();
+    args.ndm_logvar = logvar.empty() ? nullptr : logvar.data();
     args.n = b;
     args.k = k;
     args.hw = hw;
-    args.score_rec = out.score_rec + start;
-    args.score_intra = out.score_intra + start;
-    args.score_inter = out.score_inter + start;
-    if (want_maps) {
-      args.map_rec = out.map_rec + start * hw;
-      args.map_intra = out.map_intra + start * hw;
-      args.map_inter = out.map_inter + start * hw;
+    args.map_rec = user_map(Score::kRec);
+    args.map_intra = user_map(Score::kIntra);
+    args.map_inter = user_map(Score::kInter);
+    // The kernel writes the maps the refiners read straight into their input buffers.
+    if (dual) {
+      args.map_inter = {dual_in.data(), 2 * hw};
+      args.map_intra = {dual_in.data() + hw, 2 * hw};
+    } else if (intra_only) {
+      args.map_intra = {intra_in.data(), hw};
     }
+    args.score_rec = user_score(Score::kRec);
+    args.score_intra = user_score(Score::kIntra);
+    args.score_inter = user_score(Score::kInter);
     cpu::discrepancy(args);
+    for (std::int64_t i = 0; i < b; ++i) {
+      const float* intra = dual ? dual_in.data() + (2 * i + 1) * hw
+                                : intra_only ? intra_in.data() + i * hw : nullptr;
+      if (dual && intra_only) std::copy(intra, intra + hw, intra_in.data() + i * hw);
+      if (want_maps && dual) {
+        const float* inter = dual_in.data() + 2 * i * hw;
+        std::copy(inter, inter + hw, user_map(Score::kInter).data + i * hw);
+      }
+      if (want_maps && intra) std::copy(intra, intra + hw, user_map(Score::kIntra).data + i * hw);
+    }
+
+    for (auto [refiner, score] : {std::pair{Refiner::kDual, Score::kRDual},
+                                  std::pair{Refiner::kIntra, Score::kRIntra}}) {
+      if (!has_score(score)) continue;
+      backend_->run_refine(refiner, refiner == Refiner::kDual ? dual_in.data() : intra_in.data(),
+                           b, logits.data());
+      RefineArgs r;
+      r.logits = logits.data();
+      r.n = b;
+      r.hw = hw;
+      r.map = user_map(score);
+      r.score = user_score(score);
+      cpu::refine(r);
+    }
   }
 }
 

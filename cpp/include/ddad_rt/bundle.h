@@ -16,7 +16,7 @@ constexpr int kBundleFormatVersion = 1;
 struct Bundle {
   std::string path;            //!< the bundle directory
   int format_version = 0;      //!< manifest format_version
-  std::string backbone;        //!< "ae" (later "ae-u", "memae")
+  std::string backbone;        //!< "ae", "ae-u" or "memae"
   int k = 0;                   //!< members per module (NDM and UDM each)
   std::int64_t height = 0;     //!< model image size
   std::int64_t width = 0;
@@ -24,12 +24,18 @@ struct Bundle {
   float norm_std = 0.5f;
   std::vector<std::string> scores;          //!< score keys the bundle provides
   std::string default_score;                //!< the key a screening flag uses by default
-  std::map<std::string, std::string> graphs;  //!< role ("ensemble") -> file name
+  //! role -> file name; roles: "ensemble" (always), "refine_dual", "refine_intra"
+  std::map<std::string, std::string> graphs;
   std::map<std::string, std::string> files;   //!< file name -> sha256 (hex)
   std::string identity;        //!< sha256 over the graph files' hashes (manifest-independent)
   std::string manifest_json;   //!< the manifest text as read
   //! Bytes of each graph file, read once and hash-checked (no re-read, no TOCTOU).
   std::map<std::string, std::string> graph_bytes;
+
+  //! True when the bundle has a graph for `role`.
+  bool has_graph(const std::string& role) const { return graphs.count(role) != 0; }
+  //! True for AE-U bundles: the ensemble also outputs the NDM's log-variances.
+  bool uncertainty() const { return backbone == "ae-u"; }
 };
 
 //! Loads `dir/manifest.json`, checks format and fields, and verifies the sha256 of every

@@ -1,7 +1,9 @@
 // The ddad_rt inference engine: loads a bundle, runs all 2K ensemble members in one network
-// call on a backend, and computes the anomaly maps and scores in a fused kernel.
+// call on a backend, computes the anomaly maps and scores in a fused kernel, then runs the
+// bundle's refinement networks (ASR) on those maps and reduces their logits in a second one.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "ddad_rt/bundle.h"
+#include "ddad_rt/scores.h"
 #include "ddad_rt/tensor.h"
 
 namespace ddad_rt {
@@ -23,14 +26,16 @@ struct EngineOptions {
   int num_threads = 0;             //!< CPU threads for the backend; 0 = all cores
 };
 
-//! Where score() writes. Scores are [n]; maps are [n, h, w] and may be null (not wanted).
+//! Where score() writes, indexed by Score. Scores are [n]; maps are [n, h, w]. Every score
+//! the bundle has needs a score pointer; maps are either all null (not wanted) or all set.
+//! Pointers for scores the bundle does not have are ignored.
 struct ScoreOutputs {
-  float* score_rec = nullptr;
-  float* score_intra = nullptr;
-  float* score_inter = nullptr;
-  float* map_rec = nullptr;
-  float* map_intra = nullptr;
-  float* map_inter = nullptr;
+  std::array<float*, kNumScores> scores{};
+  std::array<float*, kNumScores> maps{};
+  float*& score(Score s) { return scores[static_cast<int>(s)]; }
+  float*& map(Score s) { return maps[static_cast<int>(s)]; }
+  float* score(Score s) const { return scores[static_cast<int>(s)]; }
+  float* map(Score s) const { return maps[static_cast<int>(s)]; }
 };
 
 //! A loaded bundle bound to a backend. score() may be called from several threads at once.
@@ -48,6 +53,8 @@ class Engine {
   void validate(const ImageBatch& images) const;
 
   const Bundle& bundle() const { return bundle_; }
+  //! True when the bundle provides score `s`.
+  bool has_score(Score s) const { return has_[static_cast<int>(s)]; }
   const EngineOptions& options() const { return options_; }
   //! Backend name ("openvino"), device ("cpu"), and why that device was chosen.
   std::map<std::string, std::string> info() const;
@@ -57,6 +64,7 @@ class Engine {
   EngineOptions options_;
   std::string device_reason_;
   std::unique_ptr<Backend> backend_;
+  std::array<bool, kNumScores> has_{};
 };
 
 //! What this build contains (backends, kernels, versions).

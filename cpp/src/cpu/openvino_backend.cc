@@ -1,5 +1,7 @@
-// CPU backend: the bundle's ONNX ensemble compiled by OpenVINO (linked from its pip wheel).
+// CPU backend: the bundle's ONNX graphs compiled by OpenVINO (linked from its pip wheel).
+#include <map>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include <openvino/openvino.hpp>
@@ -10,30 +12,109 @@
 namespace ddad_rt::cpu {
 namespace {
 
+using Port = ov::Output<const ov::Node>;
+
+// One compiled graph with a pool of infer requests: a request is single-threaded, so
+// concurrent callers each lease their own.
+class Net {
+ public:
+  Net(ov::Core& core, const Bundle& bundle, const std::string& role, std::int64_t channels,
+      const EngineOptions& options)
+      : role_(role) {
+    const std::string& bytes = bundle.graph_bytes.at(bundle.graphs.at(role));
+    std::shared_ptr<ov::Model> model = core.read_model(bytes, ov::Tensor());
+    if (model->inputs().size() != 1) {
+      throw BundleError("the bundle's " + role + " graph must have exactly one input, it has " +
+                        std::to_string(model->inputs().size()));
+    }
+    model->reshape(ov::PartialShape{ov::Dimension(1, options.max_batch), channels,
+                                    bundle.height, bundle.width});
+    ov::AnyMap config{
+        // OpenVINO defaults to bf16 on CPUs that have it; fp32 means fp32.
+        ov::hint::inference_precision(ov::element::f32),
+        ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY),
+    };
+    if (options.num_threads > 0) config.emplace(ov::inference_num_threads(options.num_threads));
+    compiled_ = core.compile_model(model, "CPU", config);
+  }
+
+  Port output(const std::string& name) const {
+    for (const auto& out : compiled_.outputs()) {
+      if (out.get_names().count(name)) return out;
+    }
+    throw BundleError("the bundle's " + role_ + " graph has no output named '" + name +
+                      "': the bundle was not written by ddad_train.export; re-export it");
+  }
+
+  // Runs one request on caller-owned memory (zero-copy in and out where OpenVINO allows).
+  void run(const float* input, const ov::Shape& in_shape,
+           const std::vector<std::pair<Port, float*>>& outputs, const ov::Shape& out_shape) {
+    Lease lease(*this);
+    ov::InferRequest& req = lease.request;
+    req.set_input_tensor(ov::Tensor(ov::element::f32, in_shape, const_cast<float*>(input)));
+    for (const auto& [port, dst] : outputs) {
+      req.set_tensor(port, ov::Tensor(ov::element::f32, out_shape, dst));
+    }
+    req.infer();
+    for (const auto& [port, dst] : outputs) copy_if_moved(req.get_tensor(port), dst, out_shape);
+  }
+
+ private:
+  struct Lease {
+    explicit Lease(Net& n) : net(n) {
+      std::lock_guard<std::mutex> lock(net.pool_mutex_);
+      if (net.pool_.empty()) {
+        request = net.compiled_.create_infer_request();
+      } else {
+        request = std::move(net.pool_.back());
+        net.pool_.pop_back();
+      }
+    }
+    ~Lease() {
+      std::lock_guard<std::mutex> lock(net.pool_mutex_);
+      net.pool_.push_back(std::move(request));
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Net& net;
+    ov::InferRequest request;
+  };
+
+  // OpenVINO may keep its own buffer for a dynamic-shape output; then copy what it wrote.
+  void copy_if_moved(const ov::Tensor& t, float* dst, const ov::Shape& expected) const {
+    if (t.get_shape() != expected) {
+      throw EngineError("the " + role_ + " graph produced an output of unexpected shape " +
+                        t.get_shape().to_string() + " (expected " + expected.to_string() + ")");
+    }
+    const float* src = t.data<const float>();
+    if (src != dst) std::copy(src, src + t.get_size(), dst);
+  }
+
+  std::string role_;
+  ov::CompiledModel compiled_;
+  std::mutex pool_mutex_;
+  std::vector<ov::InferRequest> pool_;
+};
+
 class OpenVinoBackend final : public Backend {
  public:
   OpenVinoBackend(const Bundle& bundle, const EngineOptions& options)
       : k_(bundle.k), height_(bundle.height), width_(bundle.width) {
+    std::string role = "ensemble";
     try {
-      const std::string& bytes = bundle.graph_bytes.at(bundle.graphs.at("ensemble"));
-      std::shared_ptr<ov::Model> model = core_.read_model(bytes, ov::Tensor());
-      if (model->inputs().size() != 1) {
-        throw BundleError("ensemble graph must have exactly one input ('images'), it has " +
-                          std::to_string(model->inputs().size()));
+      ensemble_.emplace(core_, bundle, role, 1, options);
+      udm_port_ = ensemble_->output("udm");
+      ndm_port_ = ensemble_->output("ndm");
+      if (bundle.uncertainty()) logvar_port_ = ensemble_->output("ndm_logvar");
+      for (Refiner r : {Refiner::kDual, Refiner::kIntra}) {
+        role = refiner_role(r);
+        if (!bundle.has_graph(role)) continue;
+        Net& net = refiners_.try_emplace(r, core_, bundle, role, refiner_channels(r), options)
+                       .first->second;
+        logits_ports_.emplace(r, net.output("logits"));
       }
-      model->reshape(ov::PartialShape{ov::Dimension(1, options.max_batch), 1, height_, width_});
-      ov::AnyMap config{
-          // OpenVINO defaults to bf16 on CPUs that have it; fp32 means fp32.
-          ov::hint::inference_precision(ov::element::f32),
-          ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY),
-      };
-      if (options.num_threads > 0) config.emplace(ov::inference_num_threads(options.num_threads));
-      compiled_ = core_.compile_model(model, "CPU", config);
-      udm_port_ = find_output(compiled_, "udm");
-      ndm_port_ = find_output(compiled_, "ndm");
     } catch (const ov::Exception& e) {
-      throw EngineError(std::string("OpenVINO could not compile the bundle's ensemble graph: ") +
-                        e.what());
+      throw EngineError("OpenVINO could not compile the bundle's " + role + " graph: " + e.what());
     }
   }
 
@@ -41,80 +122,46 @@ class OpenVinoBackend final : public Backend {
   std::string device() const override { return "cpu"; }
   std::string precision() const override { return "fp32"; }
 
-  void run_ensemble(const float* images, std::int64_t n, float* udm, float* ndm) override {
-    const ov::Shape in_shape{static_cast<size_t>(n), 1, static_cast<size_t>(height_),
-                             static_cast<size_t>(width_)};
-    const ov::Shape out_shape{static_cast<size_t>(n), static_cast<size_t>(k_),
-                              static_cast<size_t>(height_), static_cast<size_t>(width_)};
-    RequestLease lease(*this);
-    ov::InferRequest& req = lease.request();
+  void run_ensemble(const float* images, std::int64_t n, const EnsembleOutputs& out) override {
+    std::vector<std::pair<Port, float*>> outputs{{udm_port_, out.udm}, {ndm_port_, out.ndm}};
+    if (logvar_port_) outputs.emplace_back(*logvar_port_, out.ndm_logvar);
     try {
-      // Zero-copy: the request reads the caller's input and writes the caller's outputs.
-      req.set_input_tensor(ov::Tensor(ov::element::f32, in_shape, const_cast<float*>(images)));
-      req.set_tensor(udm_port_, ov::Tensor(ov::element::f32, out_shape, udm));
-      req.set_tensor(ndm_port_, ov::Tensor(ov::element::f32, out_shape, ndm));
-      req.infer();
-      copy_if_moved(req.get_tensor(udm_port_), udm, out_shape);
-      copy_if_moved(req.get_tensor(ndm_port_), ndm, out_shape);
+      ensemble_->run(images, shape(n, 1), outputs, shape(n, k_));
     } catch (const ov::Exception& e) {
-      throw EngineError(std::string("OpenVINO inference failed: ") + e.what());
+      throw EngineError(std::string("OpenVINO inference failed (ensemble): ") + e.what());
+    }
+  }
+
+  void run_refine(Refiner which, const float* maps, std::int64_t n, float* logits) override {
+    auto it = refiners_.find(which);
+    if (it == refiners_.end()) {
+      throw EngineError(std::string("the bundle has no ") + refiner_role(which) + " graph");
+    }
+    try {
+      it->second.run(maps, shape(n, refiner_channels(which)), {{logits_ports_.at(which), logits}},
+                     shape(n, 2));
+    } catch (const ov::Exception& e) {
+      throw EngineError(std::string("OpenVINO inference failed (") + refiner_role(which) +
+                        "): " + e.what());
     }
   }
 
  private:
-  // An infer request is single-threaded; concurrent callers each lease their own.
-  class RequestLease {
-   public:
-    explicit RequestLease(OpenVinoBackend& b) : b_(b) {
-      std::lock_guard<std::mutex> lock(b_.pool_mutex_);
-      if (b_.pool_.empty()) {
-        req_ = b_.compiled_.create_infer_request();
-      } else {
-        req_ = std::move(b_.pool_.back());
-        b_.pool_.pop_back();
-      }
-    }
-    ~RequestLease() {
-      std::lock_guard<std::mutex> lock(b_.pool_mutex_);
-      b_.pool_.push_back(std::move(req_));
-    }
-    RequestLease(const RequestLease&) = delete;
-    RequestLease& operator=(const RequestLease&) = delete;
-    ov::InferRequest& request() { return req_; }
-
-   private:
-    OpenVinoBackend& b_;
-    ov::InferRequest req_;
-  };
-
-  static ov::Output<const ov::Node> find_output(const ov::CompiledModel& compiled,
-                                                const std::string& name) {
-    for (const auto& out : compiled.outputs()) {
-      if (out.get_names().count(name)) return out;
-    }
-    throw BundleError("ensemble graph has no output named '" + name +
-                      "': the bundle was not written by ddad_train.export; re-export it");
-  }
-
-  // OpenVINO may keep its own buffer for a dynamic-shape output; then copy what it wrote.
-  static void copy_if_moved(const ov::Tensor& t, float* dst, const ov::Shape& expected) {
-    if (t.get_shape() != expected) {
-      throw EngineError("ensemble graph produced an output of unexpected shape " +
-                        t.get_shape().to_string() + " (expected " + expected.to_string() + ")");
-    }
-    const float* src = t.data<const float>();
-    if (src != dst) std::copy(src, src + t.get_size(), dst);
+  ov::Shape shape(std::int64_t n, std::int64_t c) const {
+    return {static_cast<size_t>(n), static_cast<size_t>(c), static_cast<size_t>(height_),
+            static_cast<size_t>(width_)};
   }
 
   int k_;
   std::int64_t height_;
   std::int64_t width_;
   ov::Core core_;
-  ov::CompiledModel compiled_;
-  ov::Output<const ov::Node> udm_port_;
-  ov::Output<const ov::Node> ndm_port_;
-  std::mutex pool_mutex_;
-  std::vector<ov::InferRequest> pool_;
+  std::optional<Net> ensemble_;
+  std::map<Refiner, Net> refiners_;
+  Port udm_port_;
+  Port ndm_port_;
+  std::optional<Port> logvar_port_;
+  std::map<Refiner, Port> logits_ports_;
 };
 
 }  // namespace
