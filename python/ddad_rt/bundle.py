@@ -27,6 +27,10 @@ class BundleError(RuntimeError):
     """Raised by the pure-Python bundle helpers (the engine raises ddad_rt.BundleError)."""
 
 
+#: Manifest fields write_manifest computes; drop them before rewriting a manifest.
+GENERATED_FIELDS = ("format", "format_version", "files", "identity")
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file."""
     h = hashlib.sha256()

@@ -23,7 +23,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from ddad_train.demo import DEMO_EPOCHS, run_demo
 
     epochs = a.epochs if a.epochs is not None else DEMO_EPOCHS
-    results = run_demo(a.out, seed=a.seed, epochs=epochs, threads=a.threads)
+    results = run_demo(a.out, seed=a.seed, epochs=epochs, threads=a.threads, backbone=a.backbone)
     print(results["table"])
     b = results["baseline_mean_intensity"]
     print(f"baseline (mean intensity): AUC {b['auc']:.4f}  AP {b['ap']:.4f}")
@@ -34,13 +34,15 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 def cmd_train(a: argparse.Namespace) -> int:
     _import_train()
+    import dataclasses
+
     from ddad_train import TrainConfig, train
 
-    cfg = TrainConfig(data=a.data, out=a.out, k=a.k, image_size=a.image_size,
-                      latent_size=a.latent_size, mp=a.mp, n=a.n, ar=a.ar, epochs=a.epochs,
-                      batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
-                      seed=a.seed, threads=a.threads)
-    bundle = train(cfg)
+    overrides = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)
+                 if getattr(a, f.name, None) is not None}
+    cfg = (TrainConfig.from_yaml(a.config, **overrides) if a.config
+           else TrainConfig.from_yaml_values(overrides))
+    bundle = train(cfg, resume=a.resume)
     print(f"wrote bundle {bundle}")
     return 0
 
@@ -48,13 +50,15 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_eval(a: argparse.Namespace) -> int:
     from ddad_rt.evaluate import evaluate, format_table
 
-    report = evaluate(a.bundle, a.data, device=a.device, num_threads=a.threads)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = evaluate(a.bundle, a.data, device=a.device, num_threads=a.threads,
+                      histograms=out / "histograms.png")
     print(format_table(report))
     print(f"{report['n_normal']} normal, {report['n_abnormal']} abnormal test images; "
           f"engine: {report['backend']}")
-    if a.json:
-        Path(a.json).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {a.json}")
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out / 'report.json'} and {out / 'histograms.png'}")
     return 0
 
 
@@ -87,6 +91,41 @@ def cmd_info(a: argparse.Namespace) -> int:
     return 0
 
 
+def _field_docs(cls) -> dict[str, str]:
+    """Field descriptions from the "Attributes:" section of a dataclass's docstring."""
+    docs, name = {}, None
+    lines = (cls.__doc__ or "").split("Attributes:", 1)[-1].splitlines()
+    for line in lines:
+        text = line.strip()
+        if ":" in text and text.split(":", 1)[0].isidentifier():
+            name, desc = text.split(":", 1)
+            docs[name] = desc.strip()
+        elif text and name:
+            docs[name] += " " + text
+    return docs
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One --option per TrainConfig field, described by its docstring; options left unset
+    keep the config's value."""
+    import dataclasses
+
+    try:
+        from ddad_train.config import TrainConfig
+    except ImportError:  # without the [train] extra, `train` reports that when run
+        return
+    defaults = TrainConfig()
+    docs = _field_docs(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        default = getattr(defaults, f.name)
+        shown = ",".join(default) if isinstance(default, list) else default
+        text = docs.get(f.name, f.name.replace("_", " ")).rstrip(".").replace("``", "")
+        if shown not in ("", None):
+            text += f" (default: {shown})"
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None,
+                            metavar=f.name.split("_")[-1].upper(), help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ddad-rt", description="DDAD-ASR anomaly detection for medical images.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -95,30 +134,26 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--epochs", type=int, default=None, help="AE epochs per module (default: the demo budget)")
+    d.add_argument("--backbone", default="ae", choices=["ae", "ae-u", "memae"])
     d.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
     d.set_defaults(func=cmd_demo)
 
-    t = sub.add_parser("train", help="train NDM and UDM on a dataset folder and write a bundle")
-    t.add_argument("--data", required=True, help="Med-AD folder (data.json) or plain folder (normal/, unlabeled/)")
-    t.add_argument("--out", required=True, help="bundle directory to write")
-    t.add_argument("--k", type=int, default=3, help="members per module (default 3)")
-    t.add_argument("--epochs", type=int, default=250)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=5e-4)
-    t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--image-size", type=int, default=64)
-    t.add_argument("--latent-size", type=int, default=16)
-    t.add_argument("--mp", type=float, default=1.0, help="width multiplier")
-    t.add_argument("--n", type=int, default=None, help="unlabeled pool size (Med-AD; default: all)")
-    t.add_argument("--ar", type=float, default=None, help="pool anomaly rate (Med-AD; default: the pool's own)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=0)
+    t = sub.add_parser(
+        "train", help="train NDM, UDM and the ASR refiners on a dataset folder; write a bundle",
+        description="Train DDAD-ASR. Defaults are the paper's BrainTumor AE setting; --config "
+                    "loads a YAML file or a built-in config (rsna, vindr_cxr, brain_tumor, lag), "
+                    "and every option below overrides it.")
+    t.add_argument("--config", default=None, help="YAML config: a path or a built-in name")
+    t.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its checkpoints (<out>.ckpt)")
+    _add_config_options(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="AUC and AP per score on a labelled test split, through the engine")
     e.add_argument("bundle")
     e.add_argument("--data", required=True, help="Med-AD folder or folder with test/normal and test/abnormal")
-    e.add_argument("--json", default=None, help="also write the report as JSON")
+    e.add_argument("--out", default="eval_out",
+                   help="folder for report.json and histograms.png (default: eval_out)")
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     e.add_argument("--threads", type=int, default=0)
     e.set_defaults(func=cmd_eval)

@@ -34,12 +34,17 @@ def score_images(engine: Engine, images: np.ndarray, batch: int = 64, progress: 
 
 
 def evaluate(bundle: str | os.PathLike, data: str | os.PathLike, *, device: str = "auto",
-             num_threads: int = 0, progress: bool = True, engine: Engine | None = None) -> dict:
-    """AUC and AP of every score of ``bundle`` on the test split of ``data``.
+             num_threads: int = 0, progress: bool = True, engine: Engine | None = None,
+             histograms: str | os.PathLike | None = None) -> dict:
+    """AUC and AP of every score of ``bundle`` on the test split of ``data``, computed
+    through the engine. Nothing is selected on the test set.
+
+    Args:
+        histograms: also write a PNG of normal vs abnormal score histograms, one per score.
 
     Returns:
         {"auc": {key: float}, "ap": {key: float}, "n_normal": int, "n_abnormal": int,
-         "bundle": str, "bundle_identity": str, "data": str}
+         "bundle": str, "bundle_identity": str, "data": str, "backend": str}
 
     Example:
         >>> evaluate("demo_out/bundle", "demo_out/data")["auc"]["inter"]  # doctest: +SKIP
@@ -50,7 +55,7 @@ def evaluate(bundle: str | os.PathLike, data: str | os.PathLike, *, device: str 
     images = load_images(test.paths, engine.image_size, progress=progress, desc="load test")
     scores = score_images(engine, images, progress=progress)
     info = engine.info
-    return {
+    report = {
         "auc": {k: roc_auc(test.labels, s) for k, s in scores.items()},
         "ap": {k: average_precision(test.labels, s) for k, s in scores.items()},
         "n_normal": int((test.labels == 0).sum()),
@@ -60,6 +65,14 @@ def evaluate(bundle: str | os.PathLike, data: str | os.PathLike, *, device: str 
         "data": str(Path(data)),
         "backend": f"{info['backend']} ({info['device']}, {info['precision']})",
     }
+    if histograms is not None:
+        from ddad_rt.viz import histograms_figure
+
+        histograms_figure(scores, test.labels, histograms, auc=report["auc"],
+                          title=f"{Path(bundle).name} on {Path(data).name}: "
+                                f"{report['n_normal']} normal, {report['n_abnormal']} abnormal")
+        report["histograms"] = str(histograms)
+    return report
 
 
 def format_table(report: dict) -> str:

@@ -27,21 +27,50 @@ def synth_data(tmp_path_factory) -> Path:
                         anomaly_rate=0.5, n_test=40)
 
 
-@pytest.fixture(scope="session")
-def trained(synth_data, tmp_path_factory):
-    """(bundle path, udm BatchedAE, ndm BatchedAE) after 2 epochs at 32x32, K=3."""
+def build_bundle(data: Path, out: Path, backbone: str, refiners: list[str], seed: int):
+    """(bundle path, udm BatchedAE, ndm BatchedAE, refiners) after 2 AE epochs and 2
+    refinement epochs at 32x32, K=3: seconds of training, real graphs for parity tests."""
     from ddad_train.config import TrainConfig
-    from ddad_train.export import export_bundle
+    from ddad_train.export import add_refiners, export_bundle
     from ddad_train.pipeline import load_training_images
+    from ddad_train.refine import train_refiners
     from ddad_train.trainer import train_module
 
-    cfg = TrainConfig(data=str(synth_data), k=3, image_size=32, epochs=2, batch_size=16, seed=3)
+    cfg = TrainConfig(data=str(data), backbone=backbone, k=3, image_size=32, epochs=2,
+                      batch_size=16, refiners=refiners, refine_epochs=2, seed=seed)
     normal, udm_images, summary = load_training_images(cfg, progress=False)
     ndm = train_module(normal, cfg, "ndm", progress=False)
     udm = train_module(udm_images, cfg, "udm", progress=False)
-    bundle = export_bundle(udm.model, ndm.model, tmp_path_factory.mktemp("b") / "bundle",
-                           config=cfg.to_dict(), training={"seed": cfg.seed, "data": summary})
-    return bundle, udm.model, ndm.model
+    training = {"seed": cfg.seed, "data": summary}
+    bundle = export_bundle(udm.model, ndm.model, out, config=cfg.to_dict(), training=training)
+    nets = {}
+    if refiners:
+        result = train_refiners(normal, bundle, cfg, progress=False)
+        nets = result.nets
+        losses = {f"refine_{n}": v for n, v in result.losses.items()}
+        add_refiners(bundle, bundle, nets, config=cfg.to_dict(), training={"losses": losses})
+    return bundle, udm.model, ndm.model, nets
+
+
+@pytest.fixture(scope="session")
+def trained(synth_data, tmp_path_factory):
+    """AE bundle with R_dual and R_intra: (bundle, udm, ndm, refiners)."""
+    return build_bundle(synth_data, tmp_path_factory.mktemp("ae") / "bundle", "ae",
+                        ["dual", "intra"], seed=3)
+
+
+@pytest.fixture(scope="session")
+def trained_aeu(synth_data, tmp_path_factory):
+    """AE-U bundle with R_dual only: (bundle, udm, ndm, refiners)."""
+    return build_bundle(synth_data, tmp_path_factory.mktemp("aeu") / "bundle", "ae-u",
+                        ["dual"], seed=4)
+
+
+@pytest.fixture(scope="session")
+def trained_memae(synth_data, tmp_path_factory):
+    """MemAE bundle without refiners: (bundle, udm, ndm, {})."""
+    return build_bundle(synth_data, tmp_path_factory.mktemp("memae") / "bundle", "memae", [],
+                        seed=5)
 
 
 @pytest.fixture(scope="session")

@@ -1,23 +1,28 @@
 """The CLI end to end, and the demo's acceptance: A_inter AUC >= 0.90 where the mean
-intensity alone reaches at most 0.65."""
+intensity alone reaches at most 0.65, and the ASR refinement (R_dual) improves on A_inter."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from ddad_rt.cli import main
+from PIL import Image
 
 
 def test_info_and_eval(bundle, synth_data, tmp_path, capsys):
     assert main(["info", str(bundle)]) == 0
     out = capsys.readouterr().out
     assert "K=3" in out and "verified" in out
-    report = tmp_path / "r.json"
-    assert main(["eval", str(bundle), "--data", str(synth_data), "--json", str(report)]) == 0
-    r = json.loads(report.read_text())
-    assert set(r["auc"]) == {"rec", "intra", "inter"} and r["n_normal"] == 20
+    out = tmp_path / "eval"
+    assert main(["eval", str(bundle), "--data", str(synth_data), "--out", str(out)]) == 0
+    r = json.loads((out / "report.json").read_text())
+    assert set(r["auc"]) == {"rec", "intra", "inter", "r_intra", "r_dual"} == set(r["ap"])
+    assert r["n_normal"] == 20
+    with Image.open(out / "histograms.png") as im:
+        assert im.size[0] >= 900 and im.size[1] >= 400  # 5 panels, 3 per row
+    printed = capsys.readouterr().out
+    assert "r_dual" in printed and "histograms.png" in printed
 
 
 def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):
@@ -30,10 +35,12 @@ def test_demo_separates_synthetic_lesions(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert set(results["auc"]) == {"rec", "intra", "inter"} == set(results["ap"])
+    assert set(results["auc"]) == {"rec", "intra", "inter", "r_intra", "r_dual"} == set(results["ap"])
     assert results["auc"]["inter"] >= 0.90, results["auc"]
+    assert results["auc"]["r_dual"] > results["auc"]["inter"], results["auc"]
     assert results["baseline_mean_intensity"]["auc"] <= 0.65, results["baseline_mean_intensity"]
     assert (out / "maps.png").stat().st_size > 10_000
+    assert (out / "histograms.png").stat().st_size > 5_000
     assert (out / "bundle" / "manifest.json").is_file()
     assert "inter" in capsys.readouterr().out
 
@@ -45,13 +52,15 @@ def test_train_and_eval_on_real_ultrasound(tmp_path, capsys):
     data = shared_dataset("busi")
     bundle = tmp_path / "busi_bundle"
     assert main(["train", "--data", str(data), "--out", str(bundle), "--epochs", "1",
-                 "--k", "2", "--image-size", "32", "--batch-size", "16", "--seed", "5"]) == 0
+                 "--k", "2", "--image-size", "32", "--batch-size", "16", "--seed", "5",
+                 "--refine-epochs", "1"]) == 0
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["k"] == 2 and manifest["image_size"] == [32, 32]
     assert manifest["training"]["data"]["normal"] == 53
     assert manifest["training"]["data"]["unlabeled"] == 75
-    report = tmp_path / "busi.json"
-    assert main(["eval", str(bundle), "--data", str(data), "--json", str(report)]) == 0
-    r = json.loads(report.read_text())
+    assert manifest["scores"] == ["rec", "intra", "inter", "r_intra", "r_dual"]
+    report = tmp_path / "busi_eval"
+    assert main(["eval", str(bundle), "--data", str(data), "--out", str(report)]) == 0
+    r = json.loads((report / "report.json").read_text())
     assert r["n_normal"] == 50 and r["n_abnormal"] == 50
     assert all(0.0 <= v <= 1.0 for v in r["auc"].values())

@@ -1,9 +1,8 @@
 import json
 
 import pytest
-
-from ddad_rt import datasets
 from conftest import shared_dataset
+from ddad_rt import datasets
 
 
 def test_paper_pool_rule_on_brain_tumor():

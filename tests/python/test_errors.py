@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 
+import ddad_rt
 import numpy as np
 import pytest
-
-import ddad_rt
 
 
 @pytest.mark.parametrize(("images", "needle"), [
@@ -81,6 +80,36 @@ def test_other_format_version(bundle, tmp_path):
     m["format_version"] = 99
     (b / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ddad_rt.BundleError, match="format_version 99"):
+        ddad_rt.Engine(b, device="cpu")
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda m: m["scores"].remove("r_dual"), 'omits "r_dual"'),
+    (lambda m: m["graphs"].pop("refine_intra"), 'lists "r_intra" but'),
+    (lambda m: m["graphs"].update(refine_extra="ensemble.onnx"), 'unknown role "refine_extra"'),
+    (lambda m: m["scores"].remove("intra"), 'must include "intra"'),
+])
+def test_scores_and_graphs_must_agree(bundle, tmp_path, edit, needle):
+    """A manifest that promises a score without its graph (or hides one) is refused."""
+    b = copy_bundle(bundle, tmp_path)
+    m = json.loads((b / "manifest.json").read_text())
+    edit(m)
+    if m["default_score"] not in m["scores"]:
+        m["default_score"] = "inter"
+    (b / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ddad_rt.BundleError, match=needle):
+        ddad_rt.Engine(b, device="cpu")
+
+
+def test_refine_graph_with_wrong_output_is_refused(bundle, tmp_path):
+    """A refinement graph swapped for another graph (hashes updated) names what is wrong."""
+    from ddad_rt.bundle import GENERATED_FIELDS, write_manifest
+
+    b = copy_bundle(bundle, tmp_path)
+    m = json.loads((b / "manifest.json").read_text())
+    (b / "refine_dual.onnx").write_bytes((b / "ensemble.onnx").read_bytes())
+    write_manifest(b, {k: v for k, v in m.items() if k not in GENERATED_FIELDS})
+    with pytest.raises((ddad_rt.BundleError, ddad_rt.EngineError), match="refine_dual"):
         ddad_rt.Engine(b, device="cpu")
 
 

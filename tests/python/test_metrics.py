@@ -1,8 +1,6 @@
-import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, roc_auc_score
-
 from ddad_rt.metrics import average_precision, roc_auc
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 
 @pytest.mark.parametrize("ties", [False, True])

@@ -6,9 +6,8 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from ddad_rt.preprocess import decode, load_image, to_model_input
+from PIL import Image
 
 
 def png_bytes(arr: np.ndarray) -> bytes:

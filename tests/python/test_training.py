@@ -1,11 +1,68 @@
-"""Batched training keeps the K members independent models."""
+"""Batched training keeps the K members independent models, for every backbone."""
 
 import numpy as np
+import pytest
 import torch
-
 from ddad_train.config import TrainConfig
-from ddad_train.models import AE, BatchedAE
-from ddad_train.trainer import init_members, train_module
+from ddad_train.models import AE, BatchedAE, attention_entropy
+from ddad_train.trainer import init_members, member_losses, model_kwargs, train_module
+
+BACKBONES = ["ae", "ae-u", "memae"]
+
+
+def plain_loss(member: AE, x: torch.Tensor, backbone: str) -> torch.Tensor:
+    """One member's loss as the authors' trainers write it (AE_trainer, MemAE_trainer)."""
+    if backbone == "memae":
+        out, att = member(x, return_attention=True)
+        ent = -(att * torch.log(att + 1e-12)).sum(dim=1).mean()
+        return ((out - x) ** 2).mean() + 0.0002 * ent
+    out = member(x)
+    if backbone == "ae-u":
+        mean, logvar = out.chunk(2, 1)
+        return torch.mean(torch.exp(-logvar) * (mean - x) ** 2) + torch.mean(logvar)
+    return ((out - x) ** 2).mean()
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_batched_backbone_equals_members_forward_and_one_adam_step(backbone):
+    """Same init, same data: the batched forward equals each member's, and one batched Adam
+    step on the summed per-member losses equals K separate steps (weights and BN state)."""
+    cfg = TrainConfig(backbone=backbone, k=3, image_size=32, seed=2)
+    members = init_members(cfg, "ndm")
+    bm = BatchedAE.from_members(members, **model_kwargs(cfg))
+    torch.manual_seed(1)
+    x = torch.randn(8, 3, 32, 32)
+    oc = 2 if backbone == "ae-u" else 1
+    with torch.no_grad():
+        out = bm(x)
+        for g, m in enumerate(members):
+            torch.testing.assert_close(out[:, g * oc:(g + 1) * oc], m(x[:, g:g + 1]),
+                                       rtol=1e-5, atol=1e-5)
+    opt = torch.optim.Adam(bm.parameters(), lr=5e-4, betas=(0.5, 0.999))
+    losses = member_losses(bm, x, cfg)
+    opt.zero_grad()
+    losses.sum().backward()
+    opt.step()
+    for g, m in enumerate(members):
+        o = torch.optim.Adam(m.parameters(), lr=5e-4, betas=(0.5, 0.999))
+        o.zero_grad()
+        loss = plain_loss(m, x[:, g:g + 1], backbone)
+        torch.testing.assert_close(losses[g], loss, rtol=1e-5, atol=1e-6)
+        loss.backward()
+        o.step()
+        unpacked = bm.member(g).state_dict()
+        for k, v in m.state_dict().items():
+            torch.testing.assert_close(unpacked[k], v, rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_memae_memory_is_the_papers():
+    cfg = TrainConfig(backbone="memae", image_size=32)
+    m = init_members(cfg, "ndm")[0]
+    assert tuple(m.memory.weight.shape) == (25, 16)
+    out, att = m(torch.randn(4, 1, 32, 32), return_attention=True)
+    assert att.shape == (4, 25)
+    torch.testing.assert_close(att.sum(dim=1), torch.ones(4))
+    assert attention_entropy(torch.full((2, 25), 1 / 25)).allclose(torch.tensor(np.log(25.0)).float())
 
 
 def test_batched_forward_equals_each_member_in_train_and_eval_mode():

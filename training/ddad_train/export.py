@@ -1,70 +1,108 @@
-"""Export of trained modules to a bundle: one ONNX graph with all 2K members + manifest."""
+"""Export of trained modules to a bundle: one ONNX graph with all 2K members, the ASR
+refinement graphs, and the manifest."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import warnings
 from pathlib import Path
 
 import torch
+from ddad_rt import bundle as bundle_io
 from torch import nn
 
-from ddad_rt import bundle as bundle_io
-from ddad_train.models import BatchedAE
+from ddad_train.models import BatchedAE, RefineNet
 
 OPSET = 18
+#: Graph file and score key of each refiner.
+REFINER_GRAPHS = {"dual": ("refine_dual", "r_dual"), "intra": ("refine_intra", "r_intra")}
 
 
 class EnsembleGraph(nn.Module):
-    """images [N,1,H,W] (network units) -> (udm [N,K,H,W], ndm [N,K,H,W])."""
+    """images [N,1,H,W] (network units) -> udm [N,K,H,W], ndm [N,K,H,W] (reconstructions)
+    and, for AE-U, ndm_logvar [N,K,H,W] (the NDM members' predicted log-variances)."""
 
     def __init__(self, udm: BatchedAE, ndm: BatchedAE) -> None:
         super().__init__()
-        if udm.members != ndm.members:
-            msg = f"UDM and NDM must have the same K, got {udm.members} and {ndm.members}"
+        if udm.config() != ndm.config() or udm.members != ndm.members:
+            msg = f"UDM and NDM must have the same architecture, got {udm.config()} and {ndm.config()}"
             raise ValueError(msg)
         self.k = udm.members
-        self.model = BatchedAE.from_members(
-            udm.split_members() + ndm.split_members(), latent_size=udm.latent_size, mp=udm.mp,
-            image_size=udm.image_size, out_channels=udm.out_channels)
+        self.uncertainty = udm.out_channels == 2
+        self.model = BatchedAE.from_members(udm.split_members() + ndm.split_members(), **udm.config())
         self.model.eval()
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def output_names(self) -> list[str]:
+        return ["udm", "ndm", "ndm_logvar"] if self.uncertainty else ["udm", "ndm"]
+
+    def forward(self, images: torch.Tensor):
         out = self.model(images)
-        return out[:, : self.k], out[:, self.k:]
+        k = self.k
+        if not self.uncertainty:
+            return out[:, :k], out[:, k:]
+        n, _, h, w = out.shape
+        out = out.view(n, 2 * k, 2, h, w)
+        mean, logvar = out[:, :, 0], out[:, :, 1]
+        return mean[:, :k], mean[:, k:], logvar[:, k:]
 
 
-def export_onnx(graph: EnsembleGraph, path: str | Path, image_size: int) -> None:
-    """Writes the ensemble graph to ONNX with a dynamic batch dimension."""
-    example = torch.zeros(2, 1, image_size, image_size)
+def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str,
+            output_names: list[str]) -> None:
+    # The exporter logs a warning per torchvision op it cannot register; none is used here.
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)
+    try:
+        _export_quiet(module, example, path, input_name, output_names)
+    finally:
+        onnx_log.setLevel(level)
+
+
+def _export_quiet(module: nn.Module, example: torch.Tensor, path: Path, input_name: str,
+                  output_names: list[str]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         batch = torch.export.Dim("batch", min=1, max=4096)
         program = torch.onnx.export(
-            graph, (example,), input_names=["images"], output_names=["udm", "ndm"],
-            dynamic_shapes={"images": {0: batch}}, opset_version=OPSET, dynamo=True, verbose=False,
-            external_data=False)
+            module, (example,), input_names=[input_name], output_names=output_names,
+            dynamic_shapes={input_name: {0: batch}}, opset_version=OPSET, dynamo=True,
+            verbose=False, external_data=False)
         program.save(str(path))
+
+
+def export_onnx(graph: EnsembleGraph, path: str | Path, image_size: int) -> None:
+    """Writes the ensemble graph to ONNX with a dynamic batch dimension."""
+    _export(graph, torch.zeros(2, 1, image_size, image_size), Path(path), "images",
+            graph.output_names())
+
+
+def export_refiner(net: RefineNet, path: str | Path, image_size: int) -> None:
+    """Writes a refinement network (eval mode): maps [N,C,H,W] -> logits [N,2,H,W]."""
+    net = net.eval()
+    _export(net, torch.zeros(2, net.in_channels, image_size, image_size), Path(path), "maps",
+            ["logits"])
 
 
 def export_bundle(udm: BatchedAE, ndm: BatchedAE, out_dir: str | Path, *, config: dict,
                   training: dict) -> Path:
-    """Writes a bundle directory (ensemble.onnx + manifest.json) and returns its path.
+    """Writes a bundle of the trained modules (ensemble graph + manifest, no refiners) and
+    returns its path. Refiners are added by ``add_refiners`` (see ddad_train.refine).
 
     The bundle is assembled in a sibling temporary directory and renamed into place, so an
     interrupted export never leaves a half-written bundle under ``out_dir``.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / bundle_io.MANIFEST).is_file():
-        msg = f"{out_dir} exists and is not a bundle: choose a new or empty directory"
-        raise FileExistsError(msg)
-    tmp = out_dir.with_name(out_dir.name + ".tmp-export")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    check_out_dir(out_dir)
+    tmp = _fresh_tmp(out_dir)
     graph = EnsembleGraph(udm, ndm)
     image_size = udm.image_size
     export_onnx(graph, tmp / "ensemble.onnx", image_size)
+    model = {"latent_size": udm.latent_size, "mp": udm.mp,
+             "members_order": "udm[0..K-1], ndm[0..K-1]",
+             "ensemble_outputs": graph.output_names()}
+    if udm.mem_slots:
+        model["mem_slots"] = udm.mem_slots
     manifest = {
         "backbone": config.get("backbone", "ae"),
         "k": graph.k,
@@ -75,12 +113,80 @@ def export_bundle(udm: BatchedAE, ndm: BatchedAE, out_dir: str | Path, *, config
         "scores": ["rec", "intra", "inter"],
         "default_score": "inter",
         "graphs": {"ensemble": "ensemble.onnx"},
-        "model": {"latent_size": udm.latent_size, "mp": udm.mp,
-                  "members_order": "udm[0..K-1], ndm[0..K-1]"},
+        "model": model,
         "training": {"config": config, **training},
     }
     bundle_io.write_manifest(tmp, manifest)
+    return _move_into_place(tmp, out_dir)
+
+
+def add_refiners(src: str | Path, out_dir: str | Path, refiners: dict[str, RefineNet], *,
+                 config: dict, training: dict) -> Path:
+    """Writes a bundle = the bundle ``src`` (its ensemble graph byte for byte) plus the
+    refinement graphs, with the scores and default score they bring.
+
+    Args:
+        src: a bundle holding the ensemble the refiners were trained on.
+        out_dir: the bundle to write (may equal ``src``: it is replaced atomically).
+        refiners: trained refinement networks by name ("dual", "intra").
+        config: the run's TrainConfig as a dict (replaces the manifest's).
+        training: merged into the manifest's training record (e.g. refinement losses).
+    """
+    src, out_dir = Path(src), Path(out_dir)
+    manifest = bundle_io.read_manifest(src, verify=True)
+    check_out_dir(out_dir)
+    tmp = _fresh_tmp(out_dir)
+    image_size = manifest["image_size"][0]
+    graphs = {"ensemble": "ensemble.onnx"}
+    shutil.copyfile(src / manifest["graphs"]["ensemble"], tmp / "ensemble.onnx")
+    scores = ["rec", "intra", "inter"]
+    for name in ("intra", "dual"):  # key order of DESIGN.md section 3
+        if name in refiners:
+            role, key = REFINER_GRAPHS[name]
+            export_refiner(refiners[name], tmp / f"{role}.onnx", image_size)
+            graphs[role] = f"{role}.onnx"
+            scores.append(key)
+    manifest = {k: v for k, v in manifest.items() if k not in bundle_io.GENERATED_FIELDS}
+    manifest["graphs"] = graphs
+    manifest["scores"] = scores
+    manifest["default_score"] = ("r_dual" if "r_dual" in scores else
+                                 "r_intra" if "r_intra" in scores else "inter")
+    manifest["model"] = {**manifest.get("model", {}),
+                         "refiner_inputs": {"refine_dual": ["inter", "intra"],
+                                            "refine_intra": ["intra"]}}
+    old = manifest.get("training", {})
+    manifest["training"] = {**old, **training, "config": config,
+                            "losses": {**old.get("losses", {}), **training.get("losses", {})},
+                            "seconds": {**old.get("seconds", {}), **training.get("seconds", {})}}
+    bundle_io.write_manifest(tmp, manifest)
+    return _move_into_place(tmp, out_dir)
+
+
+def _fresh_tmp(out_dir: Path) -> Path:
+    tmp = out_dir.with_name(out_dir.name + ".tmp-export")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _move_into_place(tmp: Path, out_dir: Path) -> Path:
     if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+        old = out_dir.with_name(out_dir.name + ".old-export")
+        if old.exists():
+            shutil.rmtree(old)
+        out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out_dir)
     return out_dir
+
+
+def check_out_dir(out_dir: str | Path) -> None:
+    """Refuses an output directory that exists and holds something other than a bundle."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or (
+            any(out_dir.iterdir()) and not (out_dir / bundle_io.MANIFEST).is_file())):
+        msg = f"{out_dir} exists and is not a bundle: choose a new or empty directory"
+        raise FileExistsError(msg)

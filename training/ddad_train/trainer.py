@@ -3,6 +3,10 @@
 Each member has its own initialisation and its own data order, both derived from the run's
 seed, and its own optimiser state (Adam is elementwise, so one Adam over the packed
 parameters is K independent Adams). One forward/backward per step trains all K.
+
+With a checkpoint path, the module's whole state (weights, BatchNorm statistics, Adam
+moments, every random stream, per-epoch losses) is saved atomically after every epoch, and a
+later call with the same path continues from it: the result equals an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -10,35 +14,79 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from ddad_train import checkpoint as ckpt
 from ddad_train.config import TrainConfig
-from ddad_train.models import AE, BatchedAE
+from ddad_train.models import AE, BatchedAE, attention_entropy
 
-#: Distinguishes the two modules' random streams.
-MODULE_IDS = {"ndm": 1, "udm": 2}
+#: Distinguishes the modules' random streams.
+MODULE_IDS = {"ndm": 1, "udm": 2, "refine": 3}
 
 
 def member_seed(seed: int, module: str, member: int, stream: int) -> int:
-    """A 63-bit seed for (run seed, module, member, stream: 0 = init, 1 = data order)."""
+    """A 63-bit seed for (run seed, module, member, stream: 0 = init, 1 = data order,
+    2 = synthetic anomalies)."""
     ss = np.random.SeedSequence([seed, MODULE_IDS[module], member, stream])
     return int(ss.generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
 
 
+def model_kwargs(cfg: TrainConfig) -> dict:
+    """Constructor arguments of one member for the configured backbone."""
+    return {"latent_size": cfg.latent_size, "mp": cfg.mp, "image_size": cfg.image_size,
+            "out_channels": 2 if cfg.backbone == "ae-u" else 1,
+            "mem_slots": cfg.mem_slots if cfg.backbone == "memae" else None}
+
+
 def init_members(cfg: TrainConfig, module: str) -> list[AE]:
-    """K plain AEs, each initialised from its own seed (PyTorch's default initialisation)."""
+    """K plain members, each initialised from its own seed (PyTorch's default initialisation)."""
     members = []
     for m in range(cfg.k):
         torch.manual_seed(member_seed(cfg.seed, module, m, 0))
-        members.append(AE(cfg.latent_size, cfg.mp, cfg.image_size))
+        members.append(AE(**model_kwargs(cfg)))
     return members
 
 
 def to_network_units(u8: torch.Tensor) -> torch.Tensor:
     """uint8 -> (x / 255 - 0.5) / 0.5, the same float32 arithmetic as the engine."""
     return (u8.float() / 255.0 - 0.5) / 0.5
+
+
+def member_losses(model: BatchedAE, x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """Per-member training loss [K] on x [B, K, H, W] (member g reconstructs channel g).
+
+    AE: mean (x_hat - x)^2. AE-U: mean(exp(-s) (mu - x)^2) + mean(s). MemAE: mean (x_hat -
+    x)^2 + entropy_weight * entropy of the memory attention. As the authors' trainers.
+    """
+    dims = (0, 2, 3)
+    if cfg.backbone == "memae":
+        out, att = model(x, return_attention=True)
+        return ((out - x) ** 2).mean(dim=dims) + cfg.entropy_weight * attention_entropy(att)
+    out = model(x)
+    if cfg.backbone == "ae-u":
+        b, _, h, w = out.shape
+        out = out.view(b, cfg.k, 2, h, w)
+        mu, s = out[:, :, 0], out[:, :, 1]
+        return (torch.exp(-s) * (mu - x) ** 2).mean(dim=dims) + s.mean(dim=dims)
+    return ((out - x) ** 2).mean(dim=dims)
+
+
+def make_adam(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    kwargs = {"lr": lr, "betas": (0.5, 0.999), "weight_decay": weight_decay}
+    try:
+        return torch.optim.Adam(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError):  # fused CPU Adam needs torch >= 2.4
+        return torch.optim.Adam(params, **kwargs)
+
+
+def setup_torch(threads: int) -> None:
+    if threads > 0:
+        torch.set_num_threads(threads)
+    # Denormal gradients in Adam's second moments slow the CPU by several times.
+    torch.set_flush_denormal(True)
 
 
 @dataclass
@@ -50,17 +98,20 @@ class ModuleResult:
 
 def train_module(images: np.ndarray, cfg: TrainConfig, module: str,
                  progress: bool = True,
-                 on_epoch: Callable[[int, list[float]], None] | None = None) -> ModuleResult:
+                 on_epoch: Callable[[int, list[float]], None] | None = None,
+                 checkpoint: str | Path | None = None) -> ModuleResult:
     """Trains the K members of one module on ``images`` (uint8 [M, H, W]).
 
     Args:
         images: training images at the model size.
-        cfg: run configuration (k, epochs, batch size, optimiser, seed).
+        cfg: run configuration (backbone, k, epochs, batch size, optimiser, seed).
         module: "ndm" or "udm" (selects the members' random streams).
         progress: show a progress bar.
         on_epoch: called after each epoch with (epoch, per-member mean loss).
+        checkpoint: file to save the state to after every epoch and to resume from if it
+            exists (a finished module's checkpoint returns at once).
     """
-    if module not in MODULE_IDS:
+    if module not in ("ndm", "udm"):
         msg = f"module must be 'ndm' or 'udm', got {module!r}"
         raise ValueError(msg)
     m_total = images.shape[0]
@@ -68,46 +119,63 @@ def train_module(images: np.ndarray, cfg: TrainConfig, module: str,
         msg = (f"{module.upper()} has {m_total} training images, fewer than one batch of "
                f"{cfg.batch_size} (batches drop the remainder): add images or lower batch_size")
         raise ValueError(msg)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    # Denormal gradients in Adam's second moments slow the CPU by several times.
-    torch.set_flush_denormal(True)
+    setup_torch(cfg.threads)
 
     members = init_members(cfg, module)
-    model = BatchedAE.from_members(members, latent_size=cfg.latent_size, mp=cfg.mp,
-                                   image_size=cfg.image_size)
+    model = BatchedAE.from_members(members, **model_kwargs(cfg))
     model.train()
-    adam_kwargs = {"lr": cfg.lr, "betas": (0.5, 0.999), "weight_decay": cfg.weight_decay}
-    try:
-        optimizer = torch.optim.Adam(model.parameters(), fused=True, **adam_kwargs)
-    except (RuntimeError, TypeError):  # fused CPU Adam needs torch >= 2.4
-        optimizer = torch.optim.Adam(model.parameters(), **adam_kwargs)
-
+    optimizer = make_adam(model.parameters(), cfg.lr, cfg.weight_decay)
     data = torch.from_numpy(np.ascontiguousarray(images))
     gens = [torch.Generator().manual_seed(member_seed(cfg.seed, module, m, 1)) for m in range(cfg.k)]
     steps = m_total // cfg.batch_size
     result = ModuleResult(model)
+    first_epoch, seconds_before = 1, 0.0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        state = ckpt.load(checkpoint)
+        if state["module"] != module or state["num_images"] != m_total:
+            msg = (f"checkpoint {checkpoint} belongs to another run ({state['module']}, "
+                   f"{state['num_images']} images): delete it or choose another checkpoint_dir")
+            raise ValueError(msg)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        for g, s in zip(gens, state["generators"], strict=True):
+            g.set_state(s)
+        ckpt.set_global_rng_state(state["global_rng"])
+        result.losses = [list(v) for v in state["losses"]]
+        first_epoch, seconds_before = state["epoch"] + 1, state["seconds"]
     t0 = time.perf_counter()
 
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.epochs, desc=f"train {module.upper()} (K={cfg.k})", unit="epoch")
-    for epoch in range(1, cfg.epochs + 1):
+        bar = tqdm(total=cfg.epochs, initial=first_epoch - 1, desc=f"train {module.upper()} (K={cfg.k})",
+                   unit="epoch")
+    for epoch in range(first_epoch, cfg.epochs + 1):
         perms = torch.stack([torch.randperm(m_total, generator=g) for g in gens])  # [K, M]
         loss_sum = torch.zeros(cfg.k, dtype=torch.float64)
         for s in range(steps):
             idx = perms[:, s * cfg.batch_size:(s + 1) * cfg.batch_size]  # [K, B]
             x = to_network_units(data[idx]).transpose(0, 1)  # [B, K, H, W]
-            out = model(x)
-            per_member = ((out - x) ** 2).mean(dim=(0, 2, 3))  # [K]
+            per_member = member_losses(model, x, cfg)
             optimizer.zero_grad(set_to_none=True)
             per_member.sum().backward()
             optimizer.step()
             loss_sum += per_member.detach().double()
         epoch_losses = (loss_sum / steps).tolist()
+        if not np.all(np.isfinite(epoch_losses)):
+            msg = (f"{module.upper()} loss became {epoch_losses} at epoch {epoch}: lower lr "
+                   f"(now {cfg.lr}) or check the data")
+            raise FloatingPointError(msg)
         result.losses.append(epoch_losses)
+        if checkpoint is not None:
+            ckpt.atomic_save({
+                "module": module, "num_images": m_total, "epoch": epoch,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "generators": [g.get_state() for g in gens],
+                "global_rng": ckpt.global_rng_state(), "losses": result.losses,
+                "seconds": seconds_before + time.perf_counter() - t0,
+            }, checkpoint)
         if on_epoch is not None:
             on_epoch(epoch, epoch_losses)
         if bar is not None:
@@ -115,6 +183,6 @@ def train_module(images: np.ndarray, cfg: TrainConfig, module: str,
             bar.update(1)
     if bar is not None:
         bar.close()
-    result.seconds = time.perf_counter() - t0
+    result.seconds = seconds_before + time.perf_counter() - t0
     model.eval()
     return result

@@ -1,10 +1,13 @@
-"""The plain autoencoder of DDAD (one ensemble member), as in the authors' code.
+"""The plain autoencoders of DDAD (one ensemble member), as in the authors' code: AE, AE-U
+(two output channels: mean and log-variance) and MemAE (a memory on the latent code).
 
-This is the reference definition of a member: ``BatchedAE`` packs several of these into one
+These are the reference definitions of a member: ``BatchedAE`` packs several of them into one
 model for training and export, and the tests check the two agree.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -15,6 +18,28 @@ def channels(mp: float) -> tuple[int, int, int, int]:
     return int(16 * mp), int(32 * mp), int(64 * mp), int(64 * mp)
 
 
+class Memory(nn.Module):
+    """MemAE's memory: ``slots`` learned prototypes of the latent code. A code is replaced by
+    the attention-weighted sum of the slots, attention = softmax(code . slots^T). The
+    authors' hard-shrink threshold is 0 in every config, i.e. off, so it is not implemented.
+    """
+
+    def __init__(self, slots: int, features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(slots, features))
+        bound = 1.0 / math.sqrt(features)
+        nn.init.uniform_(self.weight, -bound, bound)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        att = torch.softmax(z @ self.weight.t(), dim=1)
+        return att @ self.weight, att
+
+
+def attention_entropy(att: torch.Tensor) -> torch.Tensor:
+    """MemAE's entropy loss: mean over codes of -sum_slots a log(a + 1e-12), as the authors."""
+    return -(att * torch.log(att + 1e-12)).sum(dim=-1).mean(dim=0)
+
+
 class AE(nn.Module):
     """Convolutional autoencoder: 4 strided convs, a 2-layer MLP bottleneck, 4 transposed convs.
 
@@ -23,6 +48,7 @@ class AE(nn.Module):
         mp: width multiplier of the convolutional channels.
         image_size: square input size, a multiple of 16.
         out_channels: 1 for the AE; 2 (mean, log-variance) for AE-U.
+        mem_slots: MemAE's memory size (25 in the paper); None for AE and AE-U.
 
     Example:
         >>> ae = AE(latent_size=16, image_size=64)
@@ -31,7 +57,7 @@ class AE(nn.Module):
     """
 
     def __init__(self, latent_size: int = 16, mp: float = 1, image_size: int = 64,
-                 out_channels: int = 1) -> None:
+                 out_channels: int = 1, mem_slots: int | None = None) -> None:
         super().__init__()
         if image_size % 16:
             msg = f"image_size must be a multiple of 16, got {image_size}"
@@ -59,8 +85,16 @@ class AE(nn.Module):
             nn.ConvTranspose2d(c1, out_channels, 4, 2, 1, bias=False),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.memory = Memory(mem_slots, latent_size) if mem_slots else None
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False):
+        """Reconstruction [B, out_channels, H, W]; with ``return_attention`` (MemAE) also the
+        memory attention [B, slots]."""
         z = self.encoder(x).flatten(1)
         z = self.linear_enc(z)
+        att = None
+        if self.memory is not None:
+            z, att = self.memory(z)
         h = self.linear_dec(z).view(x.shape[0], self.c4, self.fm, self.fm)
-        return self.decoder(h)
+        out = self.decoder(h)
+        return (out, att) if return_attention else out

@@ -35,6 +35,19 @@ class GroupedLinear(nn.Module):
         return y.transpose(0, 1)
 
 
+class GroupedMemory(nn.Module):
+    """``groups`` independent MemAE memories applied to codes z of shape [B, groups, features]."""
+
+    def __init__(self, groups: int, slots: int, features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(groups, slots, features))  # packed from members
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        zg = z.transpose(0, 1)  # [G, B, C]
+        att = torch.softmax(torch.bmm(zg, self.weight.transpose(1, 2)), dim=-1)  # [G, B, M]
+        return torch.bmm(att, self.weight).transpose(0, 1), att.transpose(0, 1)
+
+
 class GroupedBatchNorm1d(nn.BatchNorm1d):
     """BatchNorm1d over [B, groups, features]: statistics per member and feature."""
 
@@ -52,11 +65,12 @@ class BatchedAE(nn.Module):
 
     Input: [B, members, H, W] (member g reconstructs channel g - each member may see
     different images) or [B, 1, H, W] (all members see the same image; used at inference).
-    Output: [B, members * out_channels, H, W], member-major.
+    Output: [B, members * out_channels, H, W], member-major; with ``return_attention``
+    (MemAE) also the memory attention [B, members, slots].
     """
 
     def __init__(self, members: int, latent_size: int = 16, mp: float = 1, image_size: int = 64,
-                 out_channels: int = 1) -> None:
+                 out_channels: int = 1, mem_slots: int | None = None) -> None:
         super().__init__()
         g = members
         self.members = g
@@ -64,6 +78,7 @@ class BatchedAE(nn.Module):
         self.mp = mp
         self.image_size = image_size
         self.out_channels = out_channels
+        self.mem_slots = mem_slots
         c1, c2, c3, c4 = channels(mp)
         self.c4 = c4
         self.fm = image_size // 16
@@ -95,8 +110,9 @@ class BatchedAE(nn.Module):
             deconv(c2, c1), nn.BatchNorm2d(g * c1), nn.ReLU(True),
             deconv(c1, out_channels),
         )
+        self.memory = GroupedMemory(g, mem_slots, latent_size) if mem_slots else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, return_attention: bool = False):
         b = x.shape[0]
         first = self.encoder[0]
         if x.shape[1] == 1 and self.members > 1:
@@ -110,28 +126,41 @@ class BatchedAE(nn.Module):
             raise ValueError(msg)
         h = self.encoder[1:](h)
         z = self.linear_enc(h.reshape(b, self.members, -1))
+        att = None
+        if self.memory is not None:
+            z, att = self.memory(z)
         h = self.linear_dec(z).reshape(b, self.members * self.c4, self.fm, self.fm)
-        return self.decoder(h)
+        out = self.decoder(h)
+        return (out, att) if return_attention else out
 
     # --- packing plain members ----------------------------------------------------------
-    def _is_grouped_linear(self, key: str) -> bool:
-        module_name = key.rsplit(".", 1)[0]
-        return isinstance(self.get_submodule(module_name), GroupedLinear)
+    def _stacked_kind(self, key: str) -> str | None:
+        """"linear" (stored transposed), "memory" (stacked as is) or None (concatenated)."""
+        module = self.get_submodule(key.rsplit(".", 1)[0])
+        if isinstance(module, GroupedLinear):
+            return "linear"
+        if isinstance(module, GroupedMemory):
+            return "memory"
+        return None
 
     @classmethod
     def from_members(cls, members: Sequence[AE], *, latent_size: int, mp: float,
-                     image_size: int, out_channels: int = 1) -> BatchedAE:
+                     image_size: int, out_channels: int = 1,
+                     mem_slots: int | None = None) -> BatchedAE:
         """Packs plain members (weights and BatchNorm state) into one batched model."""
-        model = cls(len(members), latent_size, mp, image_size, out_channels)
+        model = cls(len(members), latent_size, mp, image_size, out_channels, mem_slots)
         states = [m.state_dict() for m in members]
         packed = {}
         for key in model.state_dict():
             parts = [s[key] for s in states]
+            kind = model._stacked_kind(key)
             if key.endswith("num_batches_tracked"):
                 packed[key] = parts[0].clone()
-            elif model._is_grouped_linear(key):
+            elif kind == "linear":
                 # nn.Linear stores [out, in]; GroupedLinear stores [G, in, out].
                 packed[key] = torch.stack([p.t() if p.dim() == 2 else p for p in parts])
+            elif kind == "memory":
+                packed[key] = torch.stack(parts)
             else:
                 packed[key] = torch.cat(parts, dim=0)
         model.load_state_dict(packed)
@@ -142,18 +171,24 @@ class BatchedAE(nn.Module):
         if not 0 <= index < self.members:
             msg = f"member index {index} out of range [0, {self.members})"
             raise IndexError(msg)
-        ae = AE(self.latent_size, self.mp, self.image_size, self.out_channels)
+        ae = AE(self.latent_size, self.mp, self.image_size, self.out_channels, self.mem_slots)
         state = {}
         for key, value in self.state_dict().items():
+            kind = self._stacked_kind(key)
             if key.endswith("num_batches_tracked"):
                 state[key] = value.clone()
-            elif self._is_grouped_linear(key):
+            elif kind is not None:
                 v = value[index]
-                state[key] = (v.t() if v.dim() == 2 else v).clone()
+                state[key] = (v.t() if kind == "linear" and v.dim() == 2 else v).clone()
             else:
                 state[key] = value.chunk(self.members, dim=0)[index].clone()
         ae.load_state_dict(state)
         return ae
+
+    def config(self) -> dict:
+        """Constructor arguments (without ``members``)."""
+        return {"latent_size": self.latent_size, "mp": self.mp, "image_size": self.image_size,
+                "out_channels": self.out_channels, "mem_slots": self.mem_slots}
 
     def split_members(self) -> list[AE]:
         """All members as plain AEs."""

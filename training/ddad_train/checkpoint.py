@@ -1,0 +1,91 @@
+"""Crash-safe checkpoints: written to a temporary file, fsynced, then renamed into place, so a
+kill at any moment leaves either the previous checkpoint or the new one - never a torn file.
+Loaded with ``weights_only=True``: a checkpoint holds tensors and plain values, no code."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def fsync_dir(path: Path) -> None:
+    """Makes a rename in ``path`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_save(obj: dict, path: str | Path) -> None:
+    """torch.save, atomically: the file at ``path`` is always complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    """Writes text atomically (same protocol as atomic_save)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def load(path: str | Path) -> dict:
+    return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+def global_rng_state() -> dict:
+    """torch's, NumPy's legacy and Python's global RNG states (JSON for the last two)."""
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": json.dumps(_np_legacy_state()),
+        "python": json.dumps(_py_state()),
+    }
+
+
+def set_global_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = json.loads(state["numpy"])
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = json.loads(state["python"])
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def generator_state(rng: np.random.Generator) -> str:
+    """A NumPy Generator's state as JSON (its 128-bit integers survive exactly)."""
+    return json.dumps(rng.bit_generator.state)
+
+
+def set_generator_state(rng: np.random.Generator, state: str) -> None:
+    rng.bit_generator.state = json.loads(state)
+
+
+def _np_legacy_state() -> list:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)]
+
+
+def _py_state() -> list:
+    version, internal, gauss_next = random.getstate()
+    return [version, list(internal), gauss_next]
