@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,52 @@ def atomic_write_text(text: str, path: str | Path) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def snapshot(obj):
+    """A deep copy of nested dicts/lists/tuples of tensors, detached from the live ones."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: snapshot(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(snapshot(v) for v in obj)
+    return obj
+
+
+class Checkpointer:
+    """Saves checkpoints in a background thread, so training does not wait for the disk.
+
+    ``save`` snapshots the state (a memory copy), waits for the previous write to finish,
+    and starts writing; at most one write is in flight. ``wait`` blocks until the last write
+    is on disk and re-raises its error, if any. A kill during a write leaves the previous
+    checkpoint (writes are atomic).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def save(self, state: dict) -> None:
+        copy = snapshot(state)
+        self.wait()
+        self._thread = threading.Thread(target=self._write, args=(copy,), name="checkpoint")
+        self._thread.start()
+
+    def _write(self, state: dict) -> None:
+        try:
+            atomic_save(state, self.path)
+        except BaseException as e:  # surfaced by wait()
+            self._error = e
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def load(path: str | Path) -> dict:

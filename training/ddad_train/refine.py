@@ -130,6 +130,7 @@ def train_refiners(images: np.ndarray, ensemble_bundle: str | Path, cfg: TrainCo
         first_epoch, seconds_before = state["epoch"] + 1, state["seconds"]
 
     steps = m_total // cfg.refine_batch_size
+    saver = ckpt.Checkpointer(checkpoint) if checkpoint is not None else None
     t0 = time.perf_counter()
     bar = None
     if progress:
@@ -158,20 +159,22 @@ def train_refiners(images: np.ndarray, ensemble_bundle: str | Path, cfg: TrainCo
             if not np.isfinite(result.losses[n][-1]):
                 msg = f"R_{n} loss became {result.losses[n][-1]} at epoch {epoch}: lower refine_lr"
                 raise FloatingPointError(msg)
-        if checkpoint is not None:
-            ckpt.atomic_save({
+        if saver is not None:
+            saver.save({
                 "refiners": names, "num_images": m_total, "epoch": epoch,
                 "nets": {n: nets[n].state_dict() for n in names},
                 "optimizers": {n: opts[n].state_dict() for n in names},
                 "order": order.get_state(), "anomalies": ckpt.generator_state(rng),
                 "global_rng": ckpt.global_rng_state(), "losses": result.losses,
                 "seconds": seconds_before + time.perf_counter() - t0,
-            }, checkpoint)
+            })
         if bar is not None:
             bar.set_postfix({f"R_{n}": f"{result.losses[n][-1]:.4f}" for n in names})
             bar.update(1)
     if bar is not None:
         bar.close()
+    if saver is not None:
+        saver.wait()
     for net in nets.values():
         net.eval()
     result.seconds = seconds_before + time.perf_counter() - t0

@@ -143,6 +143,7 @@ def train_module(images: np.ndarray, cfg: TrainConfig, module: str,
         ckpt.set_global_rng_state(state["global_rng"])
         result.losses = [list(v) for v in state["losses"]]
         first_epoch, seconds_before = state["epoch"] + 1, state["seconds"]
+    saver = ckpt.Checkpointer(checkpoint) if checkpoint is not None else None
     t0 = time.perf_counter()
 
     bar = None
@@ -168,14 +169,14 @@ def train_module(images: np.ndarray, cfg: TrainConfig, module: str,
                    f"(now {cfg.lr}) or check the data")
             raise FloatingPointError(msg)
         result.losses.append(epoch_losses)
-        if checkpoint is not None:
-            ckpt.atomic_save({
+        if saver is not None:
+            saver.save({
                 "module": module, "num_images": m_total, "epoch": epoch,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "generators": [g.get_state() for g in gens],
                 "global_rng": ckpt.global_rng_state(), "losses": result.losses,
                 "seconds": seconds_before + time.perf_counter() - t0,
-            }, checkpoint)
+            })
         if on_epoch is not None:
             on_epoch(epoch, epoch_losses)
         if bar is not None:
@@ -183,6 +184,8 @@ def train_module(images: np.ndarray, cfg: TrainConfig, module: str,
             bar.update(1)
     if bar is not None:
         bar.close()
+    if saver is not None:
+        saver.wait()
     result.seconds = seconds_before + time.perf_counter() - t0
     model.eval()
     return result
