@@ -47,6 +47,18 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refine(a: argparse.Namespace) -> int:
+    _import_train()
+    from ddad_train.refine import refine_existing
+
+    overrides = {k: getattr(a, k) for k in ("refiners", "refine_epochs", "refine_batch_size",
+                                            "refine_lr", "refine_weight_decay", "seed", "threads")
+                 if getattr(a, k) is not None}
+    bundle = refine_existing(a.bundle, a.out, a.data, overrides, resume=a.resume)
+    print(f"wrote bundle {bundle}")
+    return 0
+
+
 def cmd_eval(a: argparse.Namespace) -> int:
     from ddad_rt.evaluate import evaluate, format_table
 
@@ -83,11 +95,17 @@ def cmd_info(a: argparse.Namespace) -> int:
         d = t.get("data", {})
         print(f"data        {d.get('normal')} normal, {d.get('unlabeled')} unlabeled"
               + (f" (anomaly rate {d['anomaly_rate']:.2f})" if "anomaly_rate" in d else ""))
+        print(f"backbone    {cfg.get('backbone', 'ae')}; refiners: "
+              f"{', '.join('R_' + r for r in cfg.get('refiners', [])) or 'none'}"
+              + (f", {cfg.get('refine_epochs')} epochs" if cfg.get("refiners") else ""))
         losses = t.get("losses", {})
         for mod in ("ndm", "udm"):
             if losses.get(mod):
                 last = losses[mod][-1]
                 print(f"{mod.upper()} loss    last epoch: {', '.join(f'{v:.4f}' for v in last)} (per member)")
+        for name in ("refine_dual", "refine_intra"):
+            if losses.get(name):
+                print(f"{'R_' + name[7:] + ' loss':<11} last epoch: {losses[name][-1]:.4f}")
     return 0
 
 
@@ -148,6 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run from its checkpoints (<out>.ckpt)")
     _add_config_options(t)
     t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser(
+        "refine", help="add the ASR refiners (R_dual, R_intra) to a bundle that has none",
+        description="Train the refinement networks on the maps of an existing bundle and write "
+                    "a new bundle with them. Settings default to the bundle's training config.")
+    r.add_argument("bundle", help="bundle with trained NDM and UDM")
+    r.add_argument("--data", required=True, help="dataset folder (its known-normal images are used)")
+    r.add_argument("--out", required=True, help="bundle directory to write")
+    r.add_argument("--resume", action="store_true", help="continue an interrupted refinement")
+    for name in ("refiners", "refine-epochs", "refine-batch-size", "refine-lr",
+                 "refine-weight-decay", "seed", "threads"):
+        r.add_argument(f"--{name}", dest=name.replace("-", "_"), default=None,
+                       help="as for train (default: the bundle's training config)")
+    r.set_defaults(func=cmd_refine)
 
     e = sub.add_parser("eval", help="AUC and AP per score on a labelled test split, through the engine")
     e.add_argument("bundle")

@@ -25,6 +25,20 @@ def test_info_and_eval(bundle, synth_data, tmp_path, capsys):
     assert "r_dual" in printed and "histograms.png" in printed
 
 
+def test_refine_adds_refiners_to_a_bundle(trained_memae, synth_data, tmp_path, capsys):
+    src = trained_memae[0]
+    out = tmp_path / "memae_asr"
+    assert main(["refine", str(src), "--data", str(synth_data), "--out", str(out),
+                 "--refiners", "intra", "--refine-epochs", "1", "--threads", "1"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["scores"] == ["rec", "intra", "inter", "r_intra"] and m["default_score"] == "r_intra"
+    assert m["training"]["config"]["backbone"] == "memae"
+    assert len(m["training"]["losses"]["refine_intra"]) == 1 and "ndm" in m["training"]["losses"]
+    # The ensemble is the source's, byte for byte.
+    assert (out / "ensemble.onnx").read_bytes() == (src / "ensemble.onnx").read_bytes()
+    assert not (tmp_path / "memae_asr.ckpt").exists()
+
+
 def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "missing"), "--data", str(tmp_path)]) == 2
     assert "error:" in capsys.readouterr().err

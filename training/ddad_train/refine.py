@@ -200,3 +200,36 @@ def refine_bundle(src: str | Path, out: str | Path, images: np.ndarray, cfg: Tra
     training = {"losses": {f"refine_{n}": v for n, v in result.losses.items()},
                 "seconds": {"refine": round(result.seconds, 1)}}
     return add_refiners(src, out, result.nets, config=cfg.to_dict(), training=training)
+
+
+def refine_existing(src: str | Path, out: str | Path, data: str | Path, overrides: dict,
+                    progress: bool = True, resume: bool = False) -> Path:
+    """Adds refiners to an existing bundle: ``ddad-rt refine``.
+
+    The settings are the bundle's own training config with ``overrides`` applied (e.g.
+    refiners, refine_epochs, seed, threads); the normal images are ``data``'s known-normal
+    split. Checkpoints go to ``<out>.ckpt/`` and are removed when the bundle is written.
+    """
+    import shutil
+
+    from ddad_rt import datasets
+    from ddad_rt.bundle import read_manifest
+    from ddad_rt.preprocess import load_images
+
+    manifest = read_manifest(src, verify=True)
+    base = dict(manifest.get("training", {}).get("config", {}))
+    cfg = TrainConfig.from_yaml_values({**base, **overrides, "data": str(data), "out": str(out)})
+    cfg.validate()
+    if cfg.image_size != manifest["image_size"][0]:
+        msg = f"image_size {cfg.image_size} differs from the bundle's {manifest['image_size'][0]}"
+        raise ValueError(msg)
+    ck = cfg.checkpoint_path()
+    if (ck / "refine.pt").is_file() and not resume:
+        msg = (f"{ck} holds the checkpoint of an earlier, unfinished refinement: pass --resume "
+               "to continue it, or delete the folder to start over")
+        raise FileExistsError(msg)
+    normal = load_images(datasets.training_set(cfg.data).normal, cfg.image_size,
+                         progress=progress, desc="load normal")
+    result = refine_bundle(src, out, normal, cfg, progress=progress, checkpoint=ck / "refine.pt")
+    shutil.rmtree(ck, ignore_errors=True)
+    return result
