@@ -151,6 +151,28 @@ def summary() -> None:
                          f"{secs.get('udm')} s UDM" + (f" + {secs['refine']} s refinement" if "refine" in secs else "")
                          + f" ({r['threads']} thread(s) for the last stage)")
         lines += [""]
+    rerun_path = RESULTS / "authors_rerun_brain_tumor.json"
+    if rerun_path.is_file():
+        rerun = json.loads(rerun_path.read_text())["runs"]
+        lines += ["## The authors' code, rerun (A_rec and A_intra depend on the NDM only)", "",
+                  "| run | rec AUC / AP | intra AUC / AP |", "|---|---|---|"]
+        for name, r in rerun.items():
+            lines.append(f"| {name} | {r['auc']['rec']:.3f} / {r['ap']['rec']:.3f} | "
+                         f"{r['auc']['intra']:.3f} / {r['ap']['intra']:.3f} |")
+        lines.append("")
+        for key in ("rec", "intra"):
+            vals = [r["auc"][key] for r in rerun.values()]
+            mean, sd = statistics.fmean(vals), statistics.stdev(vals)
+            ours = out.get("ae", {}).get("scores", {}).get(key, {}).get("auc")
+            line = f"- {key}: the authors' {len(vals)} runs give AUC {mean:.3f} +- {sd:.3f} (range {min(vals):.3f}-{max(vals):.3f})"
+            if ours:
+                gap = abs(ours["mean"] - mean)
+                allow = max(0.03, 2 * max(sd, ours["sd"]))
+                line += (f"; ddad_rt's mean {ours['mean']:.3f} is {gap:.3f} away "
+                         f"({'within' if gap <= allow else '**outside**'} max(0.03, 2 sd) = {allow:.3f})")
+            lines.append(line)
+        lines += ["", "Commands: benchmarks/authors_code/README.md.", ""]
+        out["authors_rerun"] = rerun
     lines += ["Commands (seed S, T threads):", "", "```",
               "python benchmarks/accuracy_brain_tumor.py train --seed S --threads T            # AE modules (and refiners)",
               "python benchmarks/accuracy_brain_tumor.py refine --seed S --threads T           # refiners on an AE bundle from train",

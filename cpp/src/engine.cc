@@ -89,8 +89,8 @@ void Engine::score(const ImageBatch& images, const ScoreOutputs& out) const {
       throw std::invalid_argument("map outputs must be all set or all null");
     }
   }
-  const bool dual = has_score(Score::kRDual);
-  const bool intra_only = has_score(Score::kRIntra);
+  const bool r_dual = has_score(Score::kRDual);
+  const bool r_intra = has_score(Score::kRIntra);
   const int k = bundle_.k;
   const std::int64_t hw = bundle_.height * bundle_.width;
   const std::int64_t chunk = std::min(images.n, options_.max_batch);
@@ -99,8 +99,8 @@ void Engine::score(const ImageBatch& images, const ScoreOutputs& out) const {
   std::vector<float> x(size(hw)), udm(size(k * hw)), ndm(size(k * hw));
   std::vector<float> logvar(bundle_.uncertainty() ? size(k * hw) : 0);
   // Refiners' inputs: R_dual reads [A_inter, A_intra] as two channels, R_intra [A_intra].
-  std::vector<float> dual_in(dual ? size(2 * hw) : 0), intra_in(intra_only ? size(hw) : 0);
-  std::vector<float> logits(dual || intra_only ? size(2 * hw) : 0);
+  std::vector<float> dual_in(r_dual ? size(2 * hw) : 0), intra_in(r_intra ? size(hw) : 0);
+  std::vector<float> logits(r_dual || r_intra ? size(2 * hw) : 0);
   for (std::int64_t start = 0; start < images.n; start += chunk) {
     const std::int64_t b = std::min(chunk, images.n - start);
     const auto user_map = [&](Score s) -> MapOut {
@@ -122,10 +122,10 @@ void Engine::score(const ImageBatch& images, const ScoreOutputs& out) const {
     args.map_intra = user_map(Score::kIntra);
     args.map_inter = user_map(Score::kInter);
     // The kernel writes the maps the refiners read straight into their input buffers.
-    if (dual) {
+    if (r_dual) {
       args.map_inter = {dual_in.data(), 2 * hw};
       args.map_intra = {dual_in.data() + hw, 2 * hw};
-    } else if (intra_only) {
+    } else if (r_intra) {
       args.map_intra = {intra_in.data(), hw};
     }
     args.score_rec = user_score(Score::kRec);
@@ -133,10 +133,10 @@ void Engine::score(const ImageBatch& images, const ScoreOutputs& out) const {
     args.score_inter = user_score(Score::kInter);
     cpu::discrepancy(args);
     for (std::int64_t i = 0; i < b; ++i) {
-      const float* intra = dual ? dual_in.data() + (2 * i + 1) * hw
-                                : intra_only ? intra_in.data() + i * hw : nullptr;
-      if (dual && intra_only) std::copy(intra, intra + hw, intra_in.data() + i * hw);
-      if (want_maps && dual) {
+      const float* intra = r_dual ? dual_in.data() + (2 * i + 1) * hw
+                                : r_intra ? intra_in.data() + i * hw : nullptr;
+      if (r_dual && r_intra) std::copy(intra, intra + hw, intra_in.data() + i * hw);
+      if (want_maps && r_dual) {
         const float* inter = dual_in.data() + 2 * i * hw;
         std::copy(inter, inter + hw, user_map(Score::kInter).data + i * hw);
       }
