@@ -41,7 +41,8 @@ def build_bundle(data: Path, out: Path, backbone: str, refiners: list[str], seed
     normal, udm_images, summary = load_training_images(cfg, progress=False)
     ndm = train_module(normal, cfg, "ndm", progress=False)
     udm = train_module(udm_images, cfg, "udm", progress=False)
-    training = {"seed": cfg.seed, "data": summary}
+    training = {"seed": cfg.seed, "data": summary,
+                "losses": {"ndm": ndm.losses, "udm": udm.losses}}
     bundle = export_bundle(udm.model, ndm.model, out, config=cfg.to_dict(), training=training)
     nets = {}
     if refiners:
