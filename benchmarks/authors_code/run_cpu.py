@@ -1,4 +1,4 @@
-# Runs the authors' main.py on the CPU: .cuda() becomes a no-op, one torch thread.
+# Runs the authors' main.py on the CPU: .cuda() becomes a no-op, OMP_NUM_THREADS torch threads (default 1).
 import os
 import runpy
 import sys
@@ -10,7 +10,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 AUTHORS = os.environ.get("AUTHORS_CODE", "/tmp/authors")  # a checkout of caiyu6666/DDAD-ASR
 sys.path.insert(0, os.path.join(HERE, "stubs"))
 sys.path.insert(0, AUTHORS)
-torch.set_num_threads(1)
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 torch.Tensor.cuda = lambda self, *a, **k: self
 torch.nn.Module.cuda = lambda self, *a, **k: self
 torch.cuda.set_device = lambda *a, **k: None

@@ -204,6 +204,18 @@ Bundle load_bundle(const std::string& dir) {
     }
   }
 
+  if (const json::Value* checks = m.find("precision_checks")) {
+    if (!checks->is_object()) bad_field(manifest_path, "precision_checks", "must be an object");
+    for (const auto& [precision, check] : checks->as_object()) {
+      const json::Value* passed = check.is_object() ? check.find("passed") : nullptr;
+      if (passed == nullptr || passed->type() != json::Value::Type::kBool) {
+        bad_field(manifest_path, "precision_checks",
+                  "must map each precision to an object with a boolean 'passed'");
+      }
+      if (passed->as_bool()) b.validated_precisions.push_back(precision);
+    }
+  }
+
   // Verify every listed file; keep graph bytes so the backend parses exactly what was hashed.
   std::string identity_text;
   for (const auto& [name, expected] : b.files) {

@@ -56,11 +56,6 @@ Engine::Engine(const std::string& bundle_dir, const EngineOptions& options)
     throw EngineError(std::string("device='cuda' is unavailable: ") + kNoCudaReason + "; " +
                       kNoCudaRemedy);
   }
-  if (options_.precision == "fp16" || options_.precision == "bf16") {
-    throw EngineError("precision='" + options_.precision +
-                      "' is not offered by the CPU backend of this build (it offers fp32); "
-                      "use precision='fp32' or 'auto'");
-  }
   device_reason_ = options_.device == "cpu" ? "requested" : std::string("auto: ") + kNoCudaReason;
   bundle_ = load_bundle(bundle_dir);
   for (const std::string& key : bundle_.scores) {
@@ -165,6 +160,7 @@ std::map<std::string, std::string> Engine::info() const {
       {"device", backend_->device()},
       {"device_reason", device_reason_},
       {"precision", backend_->precision()},
+      {"precision_reason", backend_->precision_reason()},
   };
 }
 

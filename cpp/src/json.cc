@@ -37,6 +37,10 @@ Value Value::object(std::map<std::string, Value> members) {
   return v;
 }
 
+bool Value::as_bool() const {
+  if (type_ != Type::kBool) throw std::runtime_error("JSON value is not a boolean");
+  return bool_;
+}
 double Value::as_number() const {
   if (type_ != Type::kNumber) throw std::runtime_error("JSON value is not a number");
   return number_;

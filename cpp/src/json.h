@@ -35,6 +35,7 @@ class Value {
   bool is_string() const { return type_ == Type::kString; }
   bool is_number() const { return type_ == Type::kNumber; }
 
+  bool as_bool() const;
   double as_number() const;
   const std::string& as_string() const;
   const std::vector<Value>& as_array() const;

@@ -74,6 +74,52 @@ def cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_precision(a: argparse.Namespace) -> int:
+    from ddad_rt.precision import check_precision
+
+    r = check_precision(a.bundle, a.data, a.precision, tolerance=a.tolerance,
+                        record=not a.no_record, num_threads=a.threads)
+    rows = ["score    AUC fp32  AUC " + a.precision + "  delta", "-------  --------  --------  ------"]
+    for k, v in r["auc_fp32"].items():
+        rows.append(f"{k:<7}  {v:.4f}    {r['auc'][k]:.4f}    {abs(r['auc'][k] - v):.4f}")
+    print("\n".join(rows))
+    verdict = "passed" if r["passed"] else "FAILED"
+    print(f"{a.precision}: max AUC change {r['max_auc_delta']:.4f} (tolerance {r['tolerance']}): "
+          f"{verdict} on {r['n_images']} images"
+          + ("" if a.no_record else f"; recorded in {Path(a.bundle) / 'manifest.json'}"
+             + (" (precision='auto' will use it on CPUs with native bf16)" if r["passed"] else "")))
+    return 0 if r["passed"] else 1
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    _import_train()
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise SystemExit(f"error: the benchmark compares against ONNX Runtime: pip install "
+                         f"onnxruntime ({e})") from None
+    from ddad_rt.bench import run_inference_bench
+    from ddad_rt.bench.report import markdown
+
+    threads = tuple(a.threads)
+    out = Path(a.out)
+    command = "ddad-rt " + " ".join(sys.argv[1:]) if a.command_line is None else a.command_line
+    if not a.skip_inference:
+        res = run_inference_bench(out, threads=threads, rounds=a.rounds, data=a.data,
+                                  min_seconds=a.min_seconds, command=command)
+        print(markdown(res["report"], res["meta"]))
+    if a.train_data:
+        from ddad_train.bench_train import run_training_bench, training_markdown
+
+        res = run_training_bench(a.train_data, threads=threads, epochs=a.train_epochs,
+                                 authors_code=a.authors_code, work=out / "work", command=command)
+        (out / "training.json").write_text(json.dumps(res, indent=1))
+        (out / "training.md").write_text(training_markdown(res))
+        print(training_markdown(res))
+    print(f"wrote {out}/")
+    return 0
+
+
 def cmd_info(a: argparse.Namespace) -> int:
     import ddad_rt
     from ddad_rt.bundle import read_manifest
@@ -189,6 +235,38 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     e.add_argument("--threads", type=int, default=0)
     e.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser(
+        "check-precision", help="compare a reduced precision's AUC with fp32 on labelled data; "
+                                "record the result in the bundle",
+        description="Scores the test split of DATA at fp32 and at --precision with the engine "
+                    "and compares every score's AUC. A passed check is written to the bundle's "
+                    "manifest; precision='auto' uses bf16 only for bundles with one.")
+    c.add_argument("bundle")
+    c.add_argument("--data", required=True, help="Med-AD folder or folder with test/normal and test/abnormal")
+    c.add_argument("--precision", default="bf16", choices=["bf16"])
+    c.add_argument("--tolerance", type=float, default=0.002, help="largest AUC change allowed (default: 0.002)")
+    c.add_argument("--no-record", action="store_true", help="do not write the result to the manifest")
+    c.add_argument("--threads", type=int, default=0)
+    c.set_defaults(func=cmd_check_precision)
+
+    b = sub.add_parser(
+        "bench", help="CPU speed and memory, side by side: engine vs ONNX Runtime vs the authors' "
+                      "PyTorch loop (and training: batched module vs one member at a time)",
+        description="Run on a quiet machine. Each contender runs in its own process, the "
+                    "contenders alternate, and the report gives medians and ratios.")
+    b.add_argument("--out", default="bench_out", help="folder for the JSON and Markdown reports")
+    b.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    b.add_argument("--rounds", type=int, default=5)
+    b.add_argument("--data", default=None, help="dataset with a test split for the images (default: synthetic)")
+    b.add_argument("--min-seconds", type=float, default=2.0, help="timing per batch-64 measurement")
+    b.add_argument("--skip-inference", action="store_true")
+    b.add_argument("--train-data", default=None, help="also time training on this dataset (UDM images)")
+    b.add_argument("--train-epochs", type=int, default=40)
+    b.add_argument("--authors-code", default=None,
+                   help="checkout of the authors' code, to time it too (see benchmarks/authors_code)")
+    b.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
+    b.set_defaults(func=cmd_bench)
 
     i = sub.add_parser("info", help="describe a bundle (verifying its hashes), or this build")
     i.add_argument("bundle", nargs="?", default=None)

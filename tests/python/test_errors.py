@@ -121,7 +121,7 @@ def test_cuda_unavailable_says_why(bundle):
 @pytest.mark.parametrize(("kwargs", "exc", "needle"), [
     ({"device": "tpu"}, ValueError, "device must be"),
     ({"precision": "int4"}, ValueError, "precision must be"),
-    ({"precision": "bf16"}, ddad_rt.EngineError, "offers fp32"),
+    ({"precision": "fp16"}, ddad_rt.EngineError, "GPU precision"),
     ({"max_batch": 0}, ValueError, "max_batch"),
     ({"num_threads": -1}, ValueError, "num_threads"),
 ])

@@ -29,6 +29,10 @@ struct Bundle {
   std::map<std::string, std::string> files;   //!< file name -> sha256 (hex)
   std::string identity;        //!< sha256 over the graph files' hashes (manifest-independent)
   std::string manifest_json;   //!< the manifest text as read
+  //! Reduced precisions whose accuracy was checked on labelled images and found within
+  //! tolerance (manifest "precision_checks": {"bf16": {"passed": true, ...}}); precision
+  //! "auto" uses only these.
+  std::vector<std::string> validated_precisions;
   //! Bytes of each graph file, read once and hash-checked (no re-read, no TOCTOU).
   std::map<std::string, std::string> graph_bytes;
 

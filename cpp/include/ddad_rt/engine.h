@@ -21,7 +21,10 @@ class Backend;
 //! How to build an engine.
 struct EngineOptions {
   std::string device = "auto";     //!< "auto", "cpu" or "cuda"
-  std::string precision = "fp32";  //!< "fp32" (reduced precisions come with later backends)
+  //! "fp32"; "bf16" (CPUs with native bf16: AVX512_BF16 or AMX); "auto" = bf16 where the
+  //! CPU has it natively and the bundle's precision check passed, else fp32. ("fp16" is for
+  //! GPU backends.)
+  std::string precision = "fp32";
   std::int64_t max_batch = 64;     //!< larger batches are split inside the engine
   int num_threads = 0;             //!< CPU threads for the backend; 0 = all cores
 };
@@ -56,7 +59,7 @@ class Engine {
   //! True when the bundle provides score `s`.
   bool has_score(Score s) const { return has_[static_cast<int>(s)]; }
   const EngineOptions& options() const { return options_; }
-  //! Backend name ("openvino"), device ("cpu"), and why that device was chosen.
+  //! Backend name ("openvino"), device ("cpu") and precision, and why those were chosen.
   std::map<std::string, std::string> info() const;
 
  private:

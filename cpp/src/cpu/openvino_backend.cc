@@ -1,4 +1,5 @@
 // CPU backend: the bundle's ONNX graphs compiled by OpenVINO (linked from its pip wheel).
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -19,7 +20,7 @@ using Port = ov::Output<const ov::Node>;
 class Net {
  public:
   Net(ov::Core& core, const Bundle& bundle, const std::string& role, std::int64_t channels,
-      const EngineOptions& options)
+      const EngineOptions& options, ov::element::Type precision)
       : role_(role) {
     const std::string& bytes = bundle.graph_bytes.at(bundle.graphs.at(role));
     std::shared_ptr<ov::Model> model = core.read_model(bytes, ov::Tensor());
@@ -30,8 +31,8 @@ class Net {
     model->reshape(ov::PartialShape{ov::Dimension(1, options.max_batch), channels,
                                     bundle.height, bundle.width});
     ov::AnyMap config{
-        // OpenVINO defaults to bf16 on CPUs that have it; fp32 means fp32.
-        ov::hint::inference_precision(ov::element::f32),
+        // OpenVINO defaults to bf16 on CPUs that have it; the engine decides instead.
+        ov::hint::inference_precision(precision),
         ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY),
     };
     if (options.num_threads > 0) config.emplace(ov::inference_num_threads(options.num_threads));
@@ -96,21 +97,28 @@ class Net {
   std::vector<ov::InferRequest> pool_;
 };
 
+bool has_native_bf16(ov::Core& core) {
+  const auto caps = core.get_property("CPU", ov::device::capabilities);
+  return std::find(caps.begin(), caps.end(), ov::device::capability::BF16) != caps.end();
+}
+
 class OpenVinoBackend final : public Backend {
  public:
   OpenVinoBackend(const Bundle& bundle, const EngineOptions& options)
       : k_(bundle.k), height_(bundle.height), width_(bundle.width) {
+    choose_precision(bundle, options.precision);
+    const ov::element::Type element = precision_ == "bf16" ? ov::element::bf16 : ov::element::f32;
     std::string role = "ensemble";
     try {
-      ensemble_.emplace(core_, bundle, role, 1, options);
+      ensemble_.emplace(core_, bundle, role, 1, options, element);
       udm_port_ = ensemble_->output("udm");
       ndm_port_ = ensemble_->output("ndm");
       if (bundle.uncertainty()) logvar_port_ = ensemble_->output("ndm_logvar");
       for (Refiner r : {Refiner::kDual, Refiner::kIntra}) {
         role = refiner_role(r);
         if (!bundle.has_graph(role)) continue;
-        Net& net = refiners_.try_emplace(r, core_, bundle, role, refiner_channels(r), options)
-                       .first->second;
+        Net& net = refiners_.try_emplace(r, core_, bundle, role, refiner_channels(r), options,
+                                         element).first->second;
         logits_ports_.emplace(r, net.output("logits"));
       }
     } catch (const ov::Exception& e) {
@@ -120,7 +128,8 @@ class OpenVinoBackend final : public Backend {
 
   std::string name() const override { return "openvino"; }
   std::string device() const override { return "cpu"; }
-  std::string precision() const override { return "fp32"; }
+  std::string precision() const override { return precision_; }
+  std::string precision_reason() const override { return precision_reason_; }
 
   void run_ensemble(const float* images, std::int64_t n, const EnsembleOutputs& out) override {
     std::vector<std::pair<Port, float*>> outputs{{udm_port_, out.udm}, {ndm_port_, out.ndm}};
@@ -147,6 +156,41 @@ class OpenVinoBackend final : public Backend {
   }
 
  private:
+  void choose_precision(const Bundle& bundle, const std::string& requested) {
+    if (requested == "fp32") {
+      precision_ = "fp32";
+      precision_reason_ = "requested";
+      return;
+    }
+    if (requested == "fp16") {
+      throw EngineError("precision='fp16' is a GPU precision (TensorRT backend); the CPU backend "
+                        "offers 'fp32' and, on CPUs with native bf16, 'bf16'");
+    }
+    const bool native = has_native_bf16(core_);
+    if (requested == "bf16") {
+      if (!native) {
+        throw EngineError("precision='bf16' needs a CPU with native bf16 (AVX512_BF16 or AMX); "
+                          "this one has neither, and emulated bf16 is slower than fp32: use "
+                          "precision='fp32' or 'auto'");
+      }
+      precision_ = "bf16";
+      precision_reason_ = "requested";
+      return;
+    }
+    // auto
+    const auto& ok = bundle.validated_precisions;
+    const bool checked = std::find(ok.begin(), ok.end(), "bf16") != ok.end();
+    if (native && checked) {
+      precision_ = "bf16";
+      precision_reason_ = "auto: the CPU has native bf16 and the bundle's bf16 accuracy check passed";
+    } else {
+      precision_ = "fp32";
+      precision_reason_ = !native ? "auto: this CPU has no native bf16"
+                                  : "auto: the bundle has no passed bf16 accuracy check "
+                                    "(ddad-rt check-precision BUNDLE DATA records one)";
+    }
+  }
+
   ov::Shape shape(std::int64_t n, std::int64_t c) const {
     return {static_cast<size_t>(n), static_cast<size_t>(c), static_cast<size_t>(height_),
             static_cast<size_t>(width_)};
@@ -162,6 +206,8 @@ class OpenVinoBackend final : public Backend {
   Port ndm_port_;
   std::optional<Port> logvar_port_;
   std::map<Refiner, Port> logits_ports_;
+  std::string precision_;
+  std::string precision_reason_;
 };
 
 }  // namespace

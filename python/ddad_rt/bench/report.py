@@ -1,0 +1,120 @@
+"""Turns the benchmark's raw measurements into medians, ratios, gate verdicts and a
+Markdown table."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+#: Gates of issue 4: (name, ratio key, comparison, threshold).
+GATES = (
+    ("fp32 R_dual throughput (batch 64) vs ONNX Runtime", "engine_vs_ort_b64", ">=", 1.0),
+    ("fp32 R_dual throughput (batch 64) vs reference loop at batch 1", "engine_vs_reference_b1", ">=", 3.0),
+    ("fp32 R_dual p50 latency (batch 1) vs ONNX Runtime", "engine_vs_ort_p50", "<=", 0.75),
+    ("bf16 R_dual throughput (batch 64) vs ONNX Runtime fp32", "bf16_vs_ort_b64", ">=", 1.3),
+    ("fp32 peak memory (R_dual, batch 64) vs ONNX Runtime", "engine_vs_ort_rss", "<=", 1.5),
+)
+
+
+def _stats(runs: list[dict], flops_per_image: float, peak_gflops: float | None) -> dict:
+    batch = runs[0]["batch"]
+    calls = np.concatenate([r["batch_seconds"] for r in runs])
+    lat = np.concatenate([r["latency_seconds"] for r in runs])
+    ips = batch / float(np.median(calls))
+    out = {
+        "rounds": len(runs),
+        "b64_images_per_s": ips,
+        "b1_p50_ms": 1e3 * float(np.percentile(lat, 50)),
+        "b1_p99_ms": 1e3 * float(np.percentile(lat, 99)),
+        "b1_images_per_s": len(lat) / float(lat.sum()),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "gflops_b64": flops_per_image * ips / 1e9,
+    }
+    if peak_gflops:
+        out["fraction_of_sgemm_peak"] = out["gflops_b64"] / peak_gflops
+    return out
+
+
+def summarize(results: list[dict], sgemm: dict[int, dict], flops: dict[str, float]) -> dict:
+    """Per thread count: stats per contender and path, parity against the reference loop,
+    the gate ratios and verdicts.
+
+    Args:
+        results: worker outputs (see ddad_rt.bench.worker.measure).
+        sgemm: thread count -> sgemm_peak output.
+        flops: path -> nominal FLOPs per image.
+    """
+    grouped: dict[tuple, list[dict]] = defaultdict(list)
+    for r in results:
+        grouped[(r["threads"], r["path"], r["contender"])].append(r)
+    report: dict = {}
+    for t in sorted({k[0] for k in grouped}):
+        peak = sgemm.get(t, {}).get("gflops")
+        section: dict = {"sgemm_gflops": peak, "paths": {}}
+        for path in sorted({k[1] for k in grouped if k[0] == t}):
+            per = {c: _stats(runs, flops[path], peak)
+                   for (tt, p, c), runs in grouped.items() if tt == t and p == path}
+            ref = grouped.get((t, path, "reference"))
+            if ref:
+                base = ref[0]["scores"]
+                for (tt, p, c), runs in grouped.items():
+                    if tt == t and p == path:
+                        diff = max(float(np.max(np.abs(np.subtract(runs[0]["scores"][k], base[k]))))
+                                   for k in base)
+                        per[c]["max_abs_score_diff_vs_reference"] = diff
+            section["paths"][path] = per
+        rd = section["paths"].get("r_dual", {})
+        ratios = {}
+        if "engine-fp32" in rd and "onnxruntime" in rd:
+            e, o = rd["engine-fp32"], rd["onnxruntime"]
+            ratios["engine_vs_ort_b64"] = e["b64_images_per_s"] / o["b64_images_per_s"]
+            ratios["engine_vs_ort_p50"] = e["b1_p50_ms"] / o["b1_p50_ms"]
+            ratios["engine_vs_ort_rss"] = e["peak_rss_mb"] / o["peak_rss_mb"]
+        if "engine-fp32" in rd and "reference" in rd:
+            ratios["engine_vs_reference_b1"] = (rd["engine-fp32"]["b64_images_per_s"] /
+                                                rd["reference"]["b1_images_per_s"])
+            ratios["engine_vs_reference_b64"] = (rd["engine-fp32"]["b64_images_per_s"] /
+                                                 rd["reference"]["b64_images_per_s"])
+        if "engine-bf16" in rd and "onnxruntime" in rd:
+            ratios["bf16_vs_ort_b64"] = (rd["engine-bf16"]["b64_images_per_s"] /
+                                         rd["onnxruntime"]["b64_images_per_s"])
+        section["ratios"] = ratios
+        section["gates"] = [
+            {"gate": name, "ratio": ratios[key], "target": f"{op} {thr}",
+             "passed": ratios[key] >= thr if op == ">=" else ratios[key] <= thr}
+            for name, key, op, thr in GATES if key in ratios]
+        report[str(t)] = section
+    return report
+
+
+def markdown(report: dict, meta: dict) -> str:
+    """The report as Markdown: one table per thread count, then the gates."""
+    about = (f"Bundle: AE, K={meta.get('k')}, {meta.get('image_size')}x{meta.get('image_size')}, "
+             f"R_dual ({meta.get('weights')}); images: {meta.get('images')}; "
+             f"{meta.get('rounds')} rounds, contenders alternating, each in its own process. "
+             f"Nominal FLOPs per image: A-maps {meta['flops']['maps'] / 1e9:.3f} GFLOP, "
+             f"R_dual path {meta['flops']['r_dual'] / 1e9:.3f} GFLOP.")
+    lines = [f"# ddad_rt CPU inference benchmark ({meta.get('date', '')})", "", about, "",
+             f"Command: `{meta.get('command')}`", ""]
+    for t, sec in report.items():
+        peak = sec.get("sgemm_gflops")
+        lines += [f"## {t} thread(s)" + (f" - sgemm peak {peak:.0f} GFLOP/s" if peak else ""), "",
+                  ("| path | contender | img/s (batch 64) | GFLOP/s | % of sgemm | p50 ms (batch 1) "
+                   "| p99 ms (batch 1) | peak RSS MB | max score diff vs reference |"),
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for path, per in sec["paths"].items():
+            for c, s in per.items():
+                frac = s.get("fraction_of_sgemm_peak")
+                diff = s.get("max_abs_score_diff_vs_reference")
+                lines.append(
+                    f"| {path} | {c} | {s['b64_images_per_s']:.1f} | {s['gflops_b64']:.1f} | "
+                    f"{'' if frac is None else f'{100 * frac:.0f}%'} | {s['b1_p50_ms']:.2f} | "
+                    f"{s['b1_p99_ms']:.2f} | {s['peak_rss_mb']:.0f} | "
+                    f"{'' if diff is None else f'{diff:.1e}'} |")
+        lines += ["", "| gate | ratio | target | passed |", "|---|---|---|---|"]
+        for g in sec["gates"]:
+            lines.append(f"| {g['gate']} | {g['ratio']:.2f} | {g['target']} | "
+                         f"{'yes' if g['passed'] else '**no**'} |")
+        lines.append("")
+    return "\n".join(lines)

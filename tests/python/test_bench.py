@@ -1,0 +1,85 @@
+"""The benchmark harness measures what it claims: its FLOP counts agree with PyTorch's own
+counter, every contender computes the same scores, and the report's ratios come from the
+measurements. (Timings themselves are never asserted: see benchmarks/results/.)"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+
+def test_onnx_flops_match_pytorch_flop_counter(trained):
+    from ddad_rt.bench.flops import graph_flops
+    from ddad_train.export import EnsembleGraph
+    from torch.utils.flop_counter import FlopCounterMode
+
+    bundle, udm, ndm, nets = trained
+    graph = EnsembleGraph(udm, ndm)
+    size = udm.image_size
+    for batch in (1, 5):
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            graph(torch.zeros(batch, 1, size, size))
+        assert graph_flops(bundle / "ensemble.onnx", batch)["total"] == counter.get_total_flops()
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            nets["dual"].eval()(torch.zeros(batch, 2, size, size))
+        assert graph_flops(bundle / "refine_dual.onnx", batch)["total"] == counter.get_total_flops()
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory):
+    from ddad_rt.bench.inference import bench_images, prepare
+
+    images, source = bench_images(None, n=8)
+    assert images.shape == (8, 64, 64) and images.dtype == np.uint8 and source == "synthetic"
+    return prepare(tmp_path_factory.mktemp("bench"), images)
+
+
+@pytest.mark.slow
+def test_contenders_compute_the_same_scores_and_the_report_uses_them(bench_dir):
+    from ddad_rt.bench.inference import run_rounds, run_worker
+    from ddad_rt.bench.report import markdown, summarize
+
+    contenders = ("reference", "onnxruntime", "engine-fp32")
+    results = run_rounds(bench_dir, [1], 1, contenders, min_seconds=0.0, latency_images=2,
+                         progress=False)
+    assert len(results) == 6  # 3 contenders x 2 paths
+    flops = {"maps": 1e8, "r_dual": 1.4e9}
+    sgemm = {1: run_worker({"contender": "sgemm", "threads": 1})}
+    assert sgemm[1]["gflops"] > 0 and sgemm[1]["blas"]
+    report = summarize(results, sgemm, flops)["1"]
+    for path, keys in (("maps", {"rec", "intra", "inter"}), ("r_dual", {"rec", "intra", "inter", "r_dual"})):
+        per = report["paths"][path]
+        assert set(per) == set(contenders)
+        for c in contenders:
+            assert per[c]["max_abs_score_diff_vs_reference"] < 1e-4, (path, c)
+        run = next(r for r in results if r["path"] == path and r["contender"] == "engine-fp32")
+        assert set(run["scores"]) == keys
+        assert per["engine-fp32"]["b64_images_per_s"] == pytest.approx(
+            8 / np.median(run["batch_seconds"]))
+        assert per["engine-fp32"]["gflops_b64"] == pytest.approx(
+            flops[path] * per["engine-fp32"]["b64_images_per_s"] / 1e9)
+    rd = report["paths"]["r_dual"]
+    assert report["ratios"]["engine_vs_ort_b64"] == pytest.approx(
+        rd["engine-fp32"]["b64_images_per_s"] / rd["onnxruntime"]["b64_images_per_s"])
+    assert {g["gate"] for g in report["gates"]} >= {
+        "fp32 R_dual throughput (batch 64) vs ONNX Runtime",
+        "fp32 R_dual p50 latency (batch 1) vs ONNX Runtime"}
+    text = markdown({"1": report}, {"flops": flops, "k": 3, "image_size": 64, "rounds": 1})
+    assert "| r_dual | engine-fp32 |" in text and "| gate | ratio |" in text
+
+
+@pytest.mark.slow
+def test_training_bench_reports_both_ways(synth_data, tmp_path):
+    from ddad_train.bench_train import run_training_bench, training_markdown
+
+    res = run_training_bench(synth_data, threads=(1,), epochs=1, k=2, work=tmp_path, n=64,
+                             progress=False)
+    sec = res["report"]["1"]
+    assert sec["ddad_vs_plain"] == pytest.approx(sec["ddad_seconds"] / sec["plain_seconds"])
+    assert [r["contender"] for r in res["raw"]].count("plain") == 2  # one run per member
+    assert all(np.isfinite(r["final_loss"]) for r in res["raw"])
+    assert "| 1 | ddad_train (K=2 batched, one run) |" in training_markdown(res)
+    json.dumps(res)  # the report is serialisable as written to training.json

@@ -1,0 +1,90 @@
+"""Reduced precision: bf16 runs where the CPU has it natively, stays close to fp32, and
+precision="auto" uses it only for bundles whose accuracy check passed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import ddad_rt
+import numpy as np
+import pytest
+from ddad_rt.bundle import GENERATED_FIELDS, read_manifest, write_manifest
+
+
+def native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+needs_bf16 = pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16")
+
+
+@pytest.fixture()
+def own_bundle(bundle, tmp_path):
+    dst = tmp_path / "bundle"
+    shutil.copytree(bundle, dst)
+    return dst
+
+
+def test_fp32_is_the_default_and_says_so(bundle):
+    info = ddad_rt.Engine(bundle, device="cpu").info
+    assert (info["precision"], info["precision_reason"]) == ("fp32", "requested")
+
+
+@needs_bf16
+def test_bf16_scores_stay_close_to_fp32(bundle, rng):
+    images = rng.integers(0, 256, (16, 32, 32), dtype=np.uint8)
+    full = ddad_rt.Engine(bundle, device="cpu").score(images, maps=True)
+    bf16 = ddad_rt.Engine(bundle, device="cpu", precision="bf16")
+    assert bf16.info["precision"] == "bf16"
+    low = bf16.score(images, maps=True)
+    assert set(low.scores) == set(full.scores)
+    for k in full.scores:
+        # bf16 keeps 8 significant bits: scores agree to a few percent, not bit for bit.
+        np.testing.assert_allclose(low.scores[k], full.scores[k], rtol=0.05, atol=1e-3, err_msg=k)
+    assert any(not np.array_equal(low.maps[k], full.maps[k]) for k in full.maps), "ran as fp32?"
+
+
+def test_bf16_without_native_support_is_refused_with_the_reason(bundle):
+    if native_bf16():
+        pytest.skip("this CPU has native bf16")
+    with pytest.raises(ddad_rt.EngineError, match="native bf16"):
+        ddad_rt.Engine(bundle, device="cpu", precision="bf16")
+
+
+def test_auto_stays_fp32_without_a_passed_check(own_bundle):
+    info = ddad_rt.Engine(own_bundle, device="cpu", precision="auto").info
+    assert info["precision"] == "fp32"
+    assert "no passed bf16 accuracy check" in info["precision_reason"] or not native_bf16()
+
+
+@needs_bf16
+def test_check_precision_records_its_verdict_and_auto_follows_it(own_bundle, synth_data):
+    from ddad_rt.precision import check_precision
+
+    result = check_precision(own_bundle, synth_data, "bf16", tolerance=1.0, progress=False)
+    assert result["passed"] and set(result["auc"]) == set(result["auc_fp32"])
+    assert result["max_auc_delta"] == max(abs(result["auc"][k] - result["auc_fp32"][k])
+                                          for k in result["auc"])
+    assert read_manifest(own_bundle)["precision_checks"]["bf16"]["passed"] is True
+    info = ddad_rt.Engine(own_bundle, device="cpu", precision="auto").info
+    assert info["precision"] == "bf16" and "check passed" in info["precision_reason"]
+
+    failed = check_precision(own_bundle, synth_data, "bf16", tolerance=-1.0, progress=False)
+    assert not failed["passed"]
+    assert ddad_rt.Engine(own_bundle, device="cpu", precision="auto").info["precision"] == "fp32"
+
+
+def test_malformed_precision_checks_are_rejected(own_bundle):
+    m = read_manifest(own_bundle)
+    m = {k: v for k, v in m.items() if k not in GENERATED_FIELDS}
+    m["precision_checks"] = {"bf16": {"passed": "yes"}}
+    write_manifest(own_bundle, m)
+    with pytest.raises(ddad_rt.BundleError, match="precision_checks"):
+        ddad_rt.Engine(own_bundle, device="cpu")
+    assert json.loads((own_bundle / "manifest.json").read_text())["precision_checks"]

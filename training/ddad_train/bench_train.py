@@ -1,0 +1,217 @@
+"""Training speed, side by side: one K=3 module trained batched by ddad_train against the
+authors' way - three separate runs of one member each - on the same images, epochs and
+thread count, every run in its own process.
+
+Contenders:
+- ``ddad``: ``ddad_train.trainer.train_module`` (K members as one batched model);
+- ``plain``: the authors' training loop on one plain AE (Adam 5e-4, betas (0.5, 0.999),
+  batch 64 drop-last, MSE), fed from memory - the authors' way without their per-image
+  file decoding, so a stricter baseline than their code; run three times;
+- ``authors``: the authors' own code (a checkout of caiyu6666/DDAD-ASR, run unchanged by
+  benchmarks/authors_code/run_cpu.py), three members, when its path is given.
+
+    python -m ddad_train.bench_train worker SPEC_JSON     (one run; prints a JSON line)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: benchmarks/authors_code/run_cpu.py of a checkout of this repository.
+AUTHORS_RUNNER = Path(__file__).resolve().parents[2] / "benchmarks" / "authors_code" / "run_cpu.py"
+
+
+def forward_flops_per_image(image_size: int = 64) -> float:
+    """Forward FLOPs of one paper AE (64x64, mp 1) per image; training counts 3x (forward,
+    backward for activations and for weights)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ddad_train.models import AE
+
+    model = AE(image_size=image_size).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 1, image_size, image_size))
+    return float(counter.get_total_flops())
+
+
+def _images(data: str, n: int | None) -> np.ndarray:
+    from ddad_train.config import TrainConfig
+    from ddad_train.pipeline import load_training_images
+
+    cfg = TrainConfig(data=data, image_size=64)
+    _, udm_images, _ = load_training_images(cfg, progress=False)
+    return udm_images[:n] if n else udm_images
+
+
+def run_ddad(spec: dict) -> dict:
+    from ddad_train.config import TrainConfig
+    from ddad_train.trainer import train_module
+
+    images = _images(spec["data"], spec.get("n"))
+    cfg = TrainConfig(data=spec["data"], image_size=64, k=spec["k"], epochs=spec["epochs"],
+                      threads=spec["threads"], seed=spec.get("seed", 0))
+    t = time.perf_counter()
+    result = train_module(images, cfg, "udm", progress=False)
+    return {"seconds": time.perf_counter() - t, "images": len(images), "members": cfg.k,
+            "final_loss": float(np.mean(result.losses[-1]))}
+
+
+def run_plain(spec: dict) -> dict:
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ddad_train.models import AE
+
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(spec.get("seed", 0))
+    images = _images(spec["data"], spec.get("n"))
+    x = (torch.from_numpy(images).float() / 255 - 0.5) / 0.5
+    loader = DataLoader(TensorDataset(x.unsqueeze(1)), batch_size=64, shuffle=True, drop_last=True)
+    model = AE(image_size=64).train()
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4, betas=(0.5, 0.999))
+    t = time.perf_counter()
+    for _ in range(spec["epochs"]):
+        for (b,) in loader:
+            loss = torch.mean((model(b) - b) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return {"seconds": time.perf_counter() - t, "images": len(images), "members": 1,
+            "final_loss": float(loss)}
+
+
+def run_authors(spec: dict) -> dict:
+    """One member of the authors' code: their BraTumor AE config with ``epochs`` epochs,
+    module A (the UDM: known normal + unlabeled pool, 2,000 images)."""
+    authors = Path(spec["authors_code"])
+    runner = Path(spec["runner"])
+    out = Path(spec["work"]) / f"authors_{spec['threads']}t_{spec['round']}"
+    src = (authors / "cfgs" / "BraTumor_AE.yaml").read_text()
+    cfg = re.sub(r"output/AE/BraTumor/", f"{out}/", src)
+    cfg = re.sub(r"gpu: \d+", "gpu: 0", cfg)
+    # The first num_epoch is the Solver's (the AE's); RefineSolver's follows it.
+    cfg = re.sub(r"num_epoch:\s*\d+", f"num_epoch: {spec['epochs']}", cfg, count=1)
+    cfg_path = authors / "cfgs" / f"ddad_bench_{spec['threads']}t_{spec['round']}.yaml"
+    cfg_path.write_text(cfg)
+    env = {**os.environ, "AUTHORS_CODE": str(authors), "OMP_NUM_THREADS": str(spec["threads"])}
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(runner), "--config", str(cfg_path), "--mode", "a"],
+                          env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - t
+    cfg_path.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        msg = f"the authors' code failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+        raise RuntimeError(msg)
+    return {"seconds": seconds, "members": 1, "note": "wall time of the whole run, incl. start-up"}
+
+
+def worker(spec: dict) -> dict:
+    run = {"ddad": run_ddad, "plain": run_plain, "authors": run_authors}[spec["contender"]]
+    import resource
+
+    out = run(spec)
+    out.update({k: spec[k] for k in ("contender", "threads", "epochs")})
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def run_training_bench(data: str | Path, *, threads: tuple[int, ...] = (1, 2), epochs: int = 40,
+                       k: int = 3, authors_code: str | Path | None = None,
+                       runner: str | Path | None = None, work: str | Path = "bench_work",
+                       n: int | None = None, progress: bool = True, command: str = "") -> dict:
+    """For each thread count: one batched K-member run against K runs of one member (plain
+    loop, and the authors' code if given), interleaved. Returns the report dict."""
+    from ddad_rt.bench.inference import worker_env
+    from tqdm.auto import tqdm
+
+    if authors_code is not None:
+        runner = Path(runner) if runner else AUTHORS_RUNNER
+        if not runner.is_file() or not (Path(authors_code) / "main.py").is_file():
+            msg = (f"timing the authors' code needs their checkout ({authors_code}, with main.py) "
+                   f"and this repository's runner ({runner}); see benchmarks/authors_code/README.md")
+            raise FileNotFoundError(msg)
+    fwd = forward_flops_per_image()
+    base = {"data": str(Path(data).resolve()), "epochs": epochs, "k": k, "n": n,
+            "work": str(Path(work).resolve())}
+    jobs = []
+    for t in threads:
+        for r in range(k):
+            jobs.append({**base, "contender": "plain", "threads": t, "round": r, "seed": r})
+            if authors_code is not None:
+                jobs.append({**base, "contender": "authors", "threads": t, "round": r,
+                             "authors_code": str(authors_code), "runner": str(runner)})
+            if r == 0:
+                jobs.append({**base, "contender": "ddad", "threads": t, "round": 0})
+    Path(work).mkdir(parents=True, exist_ok=True)
+    raw = []
+    for spec in tqdm(jobs, desc="training bench", unit="run", disable=not progress):
+        proc = subprocess.run([sys.executable, "-m", "ddad_train.bench_train", "worker",
+                               json.dumps(spec)], capture_output=True, text=True,
+                              env=worker_env(spec["threads"]), check=False)
+        if proc.returncode != 0:
+            msg = f"training bench run {spec['contender']} failed:\n{proc.stderr[-3000:]}"
+            raise RuntimeError(msg)
+        raw.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    report = {}
+    for t in threads:
+        mine = [r for r in raw if r["threads"] == t]
+        ddad = next(r for r in mine if r["contender"] == "ddad")
+        images = ddad["images"]
+        steps_images = (images // 64) * 64 * epochs  # batches drop the remainder
+        sec = {"ddad_seconds": ddad["seconds"],
+               "ddad_gflops": 3 * fwd * steps_images * k / ddad["seconds"] / 1e9}
+        for c in ("plain", "authors"):
+            runs = [r for r in mine if r["contender"] == c]
+            if runs:
+                total = sum(r["seconds"] for r in runs)
+                sec[f"{c}_seconds"] = total
+                sec[f"{c}_gflops"] = 3 * fwd * steps_images * len(runs) / total / 1e9
+                sec[f"ddad_vs_{c}"] = ddad["seconds"] / total
+        report[str(t)] = sec
+    return {"forward_flops_per_image": fwd, "images": raw[0].get("images"), "epochs": epochs,
+            "k": k, "data": base["data"], "command": command, "report": report, "raw": raw}
+
+
+#: Gate of issue 4: the batched K=3 module in at most this fraction of the authors' way's time.
+TRAINING_GATE = 0.5
+
+
+def training_markdown(res: dict) -> str:
+    k = res["k"]
+    about = (f"UDM images of {res['data']} ({res['images']} images, batch 64 drop-last), "
+             f"{res['epochs']} epochs, paper AE 64x64 ({res['forward_flops_per_image'] / 1e6:.1f} "
+             "MFLOP forward per image; training counted as 3x forward).")
+    lines = [f"# Training speed: one batched K={k} module vs the authors' way ({k} runs of one member)", "",
+             about, "",
+             f"Command: `{res['command']}`", "",
+             "| threads | contender | wall s | GFLOP/s | ddad / contender | gate <= 0.5 |",
+             "|---|---|---|---|---|---|"]
+    for t, sec in res["report"].items():
+        lines.append(f"| {t} | ddad_train (K={k} batched, one run) | {sec['ddad_seconds']:.1f} | "
+                     f"{sec['ddad_gflops']:.1f} | | |")
+        for c, label in (("plain", f"plain PyTorch loop, 1 member x {k} runs"),
+                         ("authors", f"authors' code, 1 member x {k} runs (wall incl. start-up)")):
+            if f"{c}_seconds" in sec:
+                r = sec[f"ddad_vs_{c}"]
+                lines.append(f"| {t} | {label} | {sec[f'{c}_seconds']:.1f} | {sec[f'{c}_gflops']:.1f} | "
+                             f"{r:.2f} | {'yes' if r <= TRAINING_GATE else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    if len(sys.argv) != 3 or sys.argv[1] != "worker":
+        raise SystemExit("usage: python -m ddad_train.bench_train worker SPEC_JSON")
+    print(json.dumps(worker(json.loads(sys.argv[2]))))
+
+
+if __name__ == "__main__":
+    main()
