@@ -97,7 +97,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         import onnxruntime  # noqa: F401
     except ImportError as e:
         raise SystemExit(f"error: the benchmark compares against ONNX Runtime: pip install "
-                         f"onnxruntime ({e})") from None
+                         f"'ddad-rt[train,bench]' ({e})") from None
     from ddad_rt.bench import run_inference_bench
     from ddad_rt.bench.report import markdown
 
