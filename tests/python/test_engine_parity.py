@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import ddad_rt
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -68,6 +69,16 @@ def test_engine_matches_onnxruntime_and_numpy(engine, bundle, rng, dtype):
     result = engine.score(images, maps=True)
     maps, scores, _ = reference(bundle, unit)
     check(result, maps, scores)
+
+
+@pytest.mark.parametrize(("max_batch", "n"), [(8, 1), (8, 8), (8, 3), (1, 3), (2, 5)])
+def test_every_batch_size_path_matches_the_reference(bundle, rng, max_batch, n):
+    # The backend compiles static shapes for 1 image and for max_batch, and a dynamic-batch
+    # version for other sizes; every path must give the same numbers.
+    engine = ddad_rt.Engine(bundle, device="cpu", max_batch=max_batch)
+    images = rng.integers(0, 256, (n, 32, 32), dtype=np.uint8)
+    maps, scores, _ = reference(bundle, images.astype(np.float32) / np.float32(255))
+    check(engine.score(images, maps=True), maps, scores)
 
 
 def test_memae_without_refiners_defaults_to_inter(trained_memae, rng):

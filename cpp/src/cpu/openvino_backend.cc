@@ -15,12 +15,15 @@ namespace {
 
 using Port = ov::Output<const ov::Node>;
 
-// One compiled graph with a pool of infer requests: a request is single-threaded, so
-// concurrent callers each lease their own.
+// One graph compiled for the batch sizes the engine runs most - static shapes for a single
+// image and for a full chunk (max_batch), which OpenVINO plans ahead - plus a dynamic-batch
+// version for every other size. Each compiled version keeps a pool of infer requests: a
+// request is single-threaded, so concurrent callers each lease their own.
 class Net {
  public:
   Net(ov::Core& core, const Bundle& bundle, const std::string& role, std::int64_t channels,
-      const EngineOptions& options, ov::element::Type precision)
+      const EngineOptions& options, ov::element::Type precision,
+      const std::vector<std::string>& output_names)
       : role_(role) {
     const std::string& bytes = bundle.graph_bytes.at(bundle.graphs.at(role));
     std::shared_ptr<ov::Model> model = core.read_model(bytes, ov::Tensor());
@@ -28,58 +31,81 @@ class Net {
       throw BundleError("the bundle's " + role + " graph must have exactly one input, it has " +
                         std::to_string(model->inputs().size()));
     }
-    model->reshape(ov::PartialShape{ov::Dimension(1, options.max_batch), channels,
-                                    bundle.height, bundle.width});
     ov::AnyMap config{
         // OpenVINO defaults to bf16 on CPUs that have it; the engine decides instead.
         ov::hint::inference_precision(precision),
         ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY),
     };
     if (options.num_threads > 0) config.emplace(ov::inference_num_threads(options.num_threads));
-    compiled_ = core.compile_model(model, "CPU", config);
+    const auto compile = [&](ov::Dimension batch) {
+      std::shared_ptr<ov::Model> m = model->clone();
+      m->reshape(ov::PartialShape{batch, channels, bundle.height, bundle.width});
+      auto v = std::make_unique<Version>();
+      v->compiled = core.compile_model(m, "CPU", config);
+      for (const std::string& name : output_names) v->ports.push_back(find_output(v->compiled, name));
+      return v;
+    };
+    static_one_ = compile(ov::Dimension(1));
+    if (options.max_batch > 1) {
+      static_max_ = compile(ov::Dimension(options.max_batch));
+      max_batch_ = options.max_batch;
+    }
+    if (options.max_batch > 2) dynamic_ = compile(ov::Dimension(1, options.max_batch));
   }
 
-  Port output(const std::string& name) const {
-    for (const auto& out : compiled_.outputs()) {
+  // Runs one request on caller-owned memory (zero-copy in and out where OpenVINO allows).
+  // outputs[i] receives the graph output output_names[i] of the constructor.
+  void run(const float* input, const ov::Shape& in_shape, const std::vector<float*>& outputs,
+           const ov::Shape& out_shape) {
+    const std::int64_t n = static_cast<std::int64_t>(in_shape[0]);
+    Version& v = n == 1 ? *static_one_ : n == max_batch_ ? *static_max_ : *dynamic_;
+    Lease lease(v);
+    ov::InferRequest& req = lease.request;
+    req.set_input_tensor(ov::Tensor(ov::element::f32, in_shape, const_cast<float*>(input)));
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      req.set_tensor(v.ports[i], ov::Tensor(ov::element::f32, out_shape, outputs[i]));
+    }
+    req.infer();
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      copy_if_moved(req.get_tensor(v.ports[i]), outputs[i], out_shape);
+    }
+  }
+
+ private:
+  struct Version {
+    ov::CompiledModel compiled;
+    std::vector<Port> ports;
+    std::mutex pool_mutex;
+    std::vector<ov::InferRequest> pool;
+  };
+
+  struct Lease {
+    explicit Lease(Version& v) : version(v) {
+      std::lock_guard<std::mutex> lock(version.pool_mutex);
+      if (version.pool.empty()) {
+        request = version.compiled.create_infer_request();
+      } else {
+        request = std::move(version.pool.back());
+        version.pool.pop_back();
+      }
+    }
+    ~Lease() {
+      std::lock_guard<std::mutex> lock(version.pool_mutex);
+      version.pool.push_back(std::move(request));
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Version& version;
+    ov::InferRequest request;
+  };
+
+  Port find_output(const ov::CompiledModel& compiled, const std::string& name) const {
+    for (const auto& out : compiled.outputs()) {
       if (out.get_names().count(name)) return out;
     }
     throw BundleError("the bundle's " + role_ + " graph has no output named '" + name +
                       "': the bundle was not written by ddad_train.export; re-export it");
   }
-
-  // Runs one request on caller-owned memory (zero-copy in and out where OpenVINO allows).
-  void run(const float* input, const ov::Shape& in_shape,
-           const std::vector<std::pair<Port, float*>>& outputs, const ov::Shape& out_shape) {
-    Lease lease(*this);
-    ov::InferRequest& req = lease.request;
-    req.set_input_tensor(ov::Tensor(ov::element::f32, in_shape, const_cast<float*>(input)));
-    for (const auto& [port, dst] : outputs) {
-      req.set_tensor(port, ov::Tensor(ov::element::f32, out_shape, dst));
-    }
-    req.infer();
-    for (const auto& [port, dst] : outputs) copy_if_moved(req.get_tensor(port), dst, out_shape);
-  }
-
- private:
-  struct Lease {
-    explicit Lease(Net& n) : net(n) {
-      std::lock_guard<std::mutex> lock(net.pool_mutex_);
-      if (net.pool_.empty()) {
-        request = net.compiled_.create_infer_request();
-      } else {
-        request = std::move(net.pool_.back());
-        net.pool_.pop_back();
-      }
-    }
-    ~Lease() {
-      std::lock_guard<std::mutex> lock(net.pool_mutex_);
-      net.pool_.push_back(std::move(request));
-    }
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-    Net& net;
-    ov::InferRequest request;
-  };
 
   // OpenVINO may keep its own buffer for a dynamic-shape output; then copy what it wrote.
   void copy_if_moved(const ov::Tensor& t, float* dst, const ov::Shape& expected) const {
@@ -92,9 +118,10 @@ class Net {
   }
 
   std::string role_;
-  ov::CompiledModel compiled_;
-  std::mutex pool_mutex_;
-  std::vector<ov::InferRequest> pool_;
+  std::int64_t max_batch_ = 1;
+  std::unique_ptr<Version> static_one_;
+  std::unique_ptr<Version> static_max_;
+  std::unique_ptr<Version> dynamic_;
 };
 
 bool has_native_bf16(ov::Core& core) {
@@ -105,21 +132,20 @@ bool has_native_bf16(ov::Core& core) {
 class OpenVinoBackend final : public Backend {
  public:
   OpenVinoBackend(const Bundle& bundle, const EngineOptions& options)
-      : k_(bundle.k), height_(bundle.height), width_(bundle.width) {
+      : k_(bundle.k), height_(bundle.height), width_(bundle.width),
+        has_logvar_(bundle.uncertainty()) {
     choose_precision(bundle, options.precision);
     const ov::element::Type element = precision_ == "bf16" ? ov::element::bf16 : ov::element::f32;
     std::string role = "ensemble";
     try {
-      ensemble_.emplace(core_, bundle, role, 1, options, element);
-      udm_port_ = ensemble_->output("udm");
-      ndm_port_ = ensemble_->output("ndm");
-      if (bundle.uncertainty()) logvar_port_ = ensemble_->output("ndm_logvar");
+      std::vector<std::string> outputs{"udm", "ndm"};
+      if (bundle.uncertainty()) outputs.emplace_back("ndm_logvar");
+      ensemble_.emplace(core_, bundle, role, 1, options, element, outputs);
       for (Refiner r : {Refiner::kDual, Refiner::kIntra}) {
         role = refiner_role(r);
         if (!bundle.has_graph(role)) continue;
-        Net& net = refiners_.try_emplace(r, core_, bundle, role, refiner_channels(r), options,
-                                         element).first->second;
-        logits_ports_.emplace(r, net.output("logits"));
+        refiners_.try_emplace(r, core_, bundle, role, refiner_channels(r), options, element,
+                              std::vector<std::string>{"logits"});
       }
     } catch (const ov::Exception& e) {
       throw EngineError("OpenVINO could not compile the bundle's " + role + " graph: " + e.what());
@@ -132,8 +158,8 @@ class OpenVinoBackend final : public Backend {
   std::string precision_reason() const override { return precision_reason_; }
 
   void run_ensemble(const float* images, std::int64_t n, const EnsembleOutputs& out) override {
-    std::vector<std::pair<Port, float*>> outputs{{udm_port_, out.udm}, {ndm_port_, out.ndm}};
-    if (logvar_port_) outputs.emplace_back(*logvar_port_, out.ndm_logvar);
+    std::vector<float*> outputs{out.udm, out.ndm};
+    if (has_logvar_) outputs.push_back(out.ndm_logvar);
     try {
       ensemble_->run(images, shape(n, 1), outputs, shape(n, k_));
     } catch (const ov::Exception& e) {
@@ -147,7 +173,7 @@ class OpenVinoBackend final : public Backend {
       throw EngineError(std::string("the bundle has no ") + refiner_role(which) + " graph");
     }
     try {
-      it->second.run(maps, shape(n, refiner_channels(which)), {{logits_ports_.at(which), logits}},
+      it->second.run(maps, shape(n, refiner_channels(which)), {logits},
                      shape(n, 2));
     } catch (const ov::Exception& e) {
       throw EngineError(std::string("OpenVINO inference failed (") + refiner_role(which) +
@@ -202,10 +228,7 @@ class OpenVinoBackend final : public Backend {
   ov::Core core_;
   std::optional<Net> ensemble_;
   std::map<Refiner, Net> refiners_;
-  Port udm_port_;
-  Port ndm_port_;
-  std::optional<Port> logvar_port_;
-  std::map<Refiner, Port> logits_ports_;
+  bool has_logvar_ = false;
   std::string precision_;
   std::string precision_reason_;
 };
