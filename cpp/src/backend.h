@@ -40,6 +40,8 @@ class Backend {
   virtual std::string precision() const = 0;
   //! Why that precision (requested, or what "auto" saw).
   virtual std::string precision_reason() const = 0;
+  //! What runs the refinement networks (e.g. "openvino", or the native kernels).
+  virtual std::string refine_impl() const = 0;
   //! Runs all 2K members on normalised images [n, 1, H, W]; writes the reconstructions to
   //! out.udm and out.ndm, each [n, K, H, W], and for AE-U bundles the NDM log-variances to
   //! out.ndm_logvar [n, K, H, W]. n <= the max_batch the backend was built with.

@@ -161,6 +161,7 @@ std::map<std::string, std::string> Engine::info() const {
       {"device_reason", device_reason_},
       {"precision", backend_->precision()},
       {"precision_reason", backend_->precision_reason()},
+      {"refine_impl", backend_->refine_impl()},
   };
 }
 

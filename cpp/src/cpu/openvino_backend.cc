@@ -5,13 +5,18 @@
 #include <optional>
 #include <vector>
 
+#include <openvino/op/ops.hpp>
 #include <openvino/openvino.hpp>
 
 #include "backend.h"
 #include "ddad_rt/errors.h"
+#include "ddad_rt/kernels/refine_net.h"
 
 namespace ddad_rt::cpu {
 namespace {
+
+using ddad_rt::Conv3x3;
+using ddad_rt::RefineNetWeights;
 
 using Port = ov::Output<const ov::Node>;
 
@@ -124,6 +129,63 @@ class Net {
   std::unique_ptr<Version> dynamic_;
 };
 
+// The constant behind a bias input (the ONNX frontend reshapes biases to [1, C, 1, 1]).
+std::shared_ptr<ov::op::v0::Constant> constant_through_reshapes(ov::Output<ov::Node> out) {
+  std::shared_ptr<ov::Node> node = out.get_node_shared_ptr();
+  while (ov::is_type<ov::op::v1::Reshape>(node) || ov::is_type<ov::op::v0::Unsqueeze>(node) ||
+         ov::is_type<ov::op::v0::Squeeze>(node)) {
+    node = node->input_value(0).get_node_shared_ptr();
+  }
+  return ov::as_type_ptr<ov::op::v0::Constant>(node);
+}
+
+// The weights of a refinement graph of exactly the paper's form - Parameter -> [Conv3x3
+// (stride 1, pad 1) + bias + ReLU] x 2 -> Conv3x3 + bias -> Result - or nothing, in which
+// case OpenVINO runs the graph as it is.
+std::optional<RefineNetWeights> paper_refine_weights(const std::shared_ptr<ov::Model>& model) {
+  if (model->get_results().size() != 1 || model->get_parameters().size() != 1) return std::nullopt;
+  std::shared_ptr<ov::Node> node = model->get_results()[0]->input_value(0).get_node_shared_ptr();
+  Conv3x3 layers[3];
+  for (int layer = 2; layer >= 0; --layer) {
+    if (layer < 2) {
+      if (!ov::is_type<ov::op::v0::Relu>(node)) return std::nullopt;
+      node = node->input_value(0).get_node_shared_ptr();
+    }
+    auto add = ov::as_type_ptr<ov::op::v1::Add>(node);
+    if (!add) return std::nullopt;
+    std::shared_ptr<ov::op::v1::Convolution> conv;
+    std::shared_ptr<ov::op::v0::Constant> bias;
+    for (int i = 0; i < 2 && !conv; ++i) {
+      conv = ov::as_type_ptr<ov::op::v1::Convolution>(add->input_value(i).get_node_shared_ptr());
+      if (conv) bias = constant_through_reshapes(add->input_value(1 - i));
+    }
+    if (!conv || !bias) return std::nullopt;
+    const ov::Strides one{1, 1};
+    const ov::CoordinateDiff pad{1, 1};
+    if (conv->get_strides() != one || conv->get_dilations() != one ||
+        conv->get_pads_begin() != pad || conv->get_pads_end() != pad) {
+      return std::nullopt;
+    }
+    auto w = ov::as_type_ptr<ov::op::v0::Constant>(conv->input_value(1).get_node_shared_ptr());
+    if (!w) return std::nullopt;
+    const ov::Shape ws = w->get_shape();
+    if (ws.size() != 4 || ws[2] != 3 || ws[3] != 3 || shape_size(bias->get_shape()) != ws[0]) {
+      return std::nullopt;
+    }
+    layers[layer] = {static_cast<int>(ws[1]), static_cast<int>(ws[0]), w->cast_vector<float>(),
+                     bias->cast_vector<float>()};
+    node = conv->input_value(0).get_node_shared_ptr();
+  }
+  if (!ov::is_type<ov::op::v0::Parameter>(node)) return std::nullopt;
+  RefineNetWeights weights{layers[0], layers[1], layers[2]};
+  try {
+    weights.validate();
+  } catch (const std::invalid_argument&) {
+    return std::nullopt;
+  }
+  return weights;
+}
+
 bool has_native_bf16(ov::Core& core) {
   const auto caps = core.get_property("CPU", ov::device::capabilities);
   return std::find(caps.begin(), caps.end(), ov::device::capability::BF16) != caps.end();
@@ -144,6 +206,18 @@ class OpenVinoBackend final : public Backend {
       for (Refiner r : {Refiner::kDual, Refiner::kIntra}) {
         role = refiner_role(r);
         if (!bundle.has_graph(role)) continue;
+        // fp32 on an AVX-512 CPU: the native network (Winograd), when the graph has the
+        // paper's form. bf16 stays with OpenVINO's native-bf16 convolutions.
+        if (precision_ == "fp32" && RefineNet::isa() == "avx512") {
+          std::shared_ptr<ov::Model> model =
+              core_.read_model(bundle.graph_bytes.at(bundle.graphs.at(role)), ov::Tensor());
+          if (auto weights = paper_refine_weights(model)) {
+            native_.try_emplace(r, std::make_unique<RefineNet>(std::move(*weights),
+                                                               options.num_threads));
+            refine_impl_ = "native (Winograd F(4x4,3x3), avx512)";
+            continue;
+          }
+        }
         refiners_.try_emplace(r, core_, bundle, role, refiner_channels(r), options, element,
                               std::vector<std::string>{"logits"});
       }
@@ -156,6 +230,7 @@ class OpenVinoBackend final : public Backend {
   std::string device() const override { return "cpu"; }
   std::string precision() const override { return precision_; }
   std::string precision_reason() const override { return precision_reason_; }
+  std::string refine_impl() const override { return refine_impl_; }
 
   void run_ensemble(const float* images, std::int64_t n, const EnsembleOutputs& out) override {
     std::vector<float*> outputs{out.udm, out.ndm};
@@ -168,6 +243,10 @@ class OpenVinoBackend final : public Backend {
   }
 
   void run_refine(Refiner which, const float* maps, std::int64_t n, float* logits) override {
+    if (auto native = native_.find(which); native != native_.end()) {
+      native->second->run(maps, n, height_, width_, logits);
+      return;
+    }
     auto it = refiners_.find(which);
     if (it == refiners_.end()) {
       throw EngineError(std::string("the bundle has no ") + refiner_role(which) + " graph");
@@ -228,6 +307,8 @@ class OpenVinoBackend final : public Backend {
   ov::Core core_;
   std::optional<Net> ensemble_;
   std::map<Refiner, Net> refiners_;
+  std::map<Refiner, std::unique_ptr<RefineNet>> native_;
+  std::string refine_impl_ = "openvino";
   bool has_logvar_ = false;
   std::string precision_;
   std::string precision_reason_;

@@ -1,0 +1,135 @@
+// The native refinement network (Winograd F(4x4, 3x3) for the middle convolution) against a
+// plain double-precision direct convolution written from the layer definitions, over image
+// sizes that are and are not whole 4x4 tiles, 1 and 2 input channels, widths 16 to 128,
+// single- and multi-threaded, batches smaller and larger than the thread count.
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "ddad_rt/kernels/refine_net.h"
+#include "ddad_rt/kernels/winograd_math.h"
+#include "testing.h"
+
+namespace {
+
+using ddad_rt::Conv3x3;
+using ddad_rt::RefineNetWeights;
+
+Conv3x3 random_conv(int cin, int cout, std::mt19937& rng) {
+  // He-initialised weights and small biases, the scale of a trained network's layers.
+  std::normal_distribution<float> w(0.0f, std::sqrt(2.0f / (9.0f * cin)));
+  std::normal_distribution<float> b(0.0f, 0.1f);
+  Conv3x3 c{cin, cout, std::vector<float>(static_cast<size_t>(cout) * cin * 9), std::vector<float>(cout)};
+  for (auto& v : c.w) v = w(rng);
+  for (auto& v : c.b) v = b(rng);
+  return c;
+}
+
+// Direct 3x3 convolution, padding 1, in double: in [cin, h, w] -> out [cout, h, w].
+std::vector<double> conv(const std::vector<double>& in, const Conv3x3& c, int h, int w, bool relu) {
+  std::vector<double> out(static_cast<size_t>(c.cout) * h * w);
+  for (int o = 0; o < c.cout; ++o) {
+    for (int y = 0; y < h; ++y) {
+      for (int x = 0; x < w; ++x) {
+        double s = c.b[o];
+        for (int i = 0; i < c.cin; ++i) {
+          for (int ky = 0; ky < 3; ++ky) {
+            for (int kx = 0; kx < 3; ++kx) {
+              const int yy = y + ky - 1, xx = x + kx - 1;
+              if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+              s += in[(static_cast<size_t>(i) * h + yy) * w + xx] * c.w[(static_cast<size_t>(o) * c.cin + i) * 9 + ky * 3 + kx];
+            }
+          }
+        }
+        out[(static_cast<size_t>(o) * h + y) * w + x] = relu ? std::max(s, 0.0) : s;
+      }
+    }
+  }
+  return out;
+}
+
+void check_against_reference(int cin, int mid, int h, int w, int n, int threads) {
+  std::mt19937 rng(cin * 1000 + mid + h * 7 + w * 13 + n + threads);
+  RefineNetWeights wt{random_conv(cin, mid, rng), random_conv(mid, mid, rng), random_conv(mid, 2, rng)};
+  ddad_rt::cpu::RefineNet net(wt, threads);
+  // Anomaly maps are non-negative with a few bright spots.
+  std::exponential_distribution<float> maps_dist(20.0f);
+  std::vector<float> maps(static_cast<size_t>(n) * cin * h * w);
+  for (auto& v : maps) v = maps_dist(rng);
+  std::vector<float> logits(static_cast<size_t>(n) * 2 * h * w, -1e30f);
+  net.run(maps.data(), n, h, w, logits.data());
+  double worst = 0.0, scale = 0.0;
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> x(maps.begin() + static_cast<long>(i) * cin * h * w,
+                          maps.begin() + static_cast<long>(i + 1) * cin * h * w);
+    const auto ref = conv(conv(conv(x, wt.conv1, h, w, true), wt.conv2, h, w, true), wt.conv3, h, w, false);
+    for (size_t p = 0; p < ref.size(); ++p) {
+      worst = std::max(worst, std::fabs(ref[p] - logits[static_cast<size_t>(i) * 2 * h * w + p]));
+      scale = std::max(scale, std::fabs(ref[p]));
+    }
+  }
+  // fp32 Winograd F(4x4, 3x3) carries a few times direct convolution's rounding error.
+  if (!(worst <= 2e-5 * std::max(scale, 1.0))) {
+    std::ostringstream os;
+    os << "cin " << cin << " mid " << mid << " " << h << "x" << w << " n " << n << " threads "
+       << threads << ": max abs error " << worst << " (logit scale " << scale << ")";
+    ::testing::record_failure(__FILE__, __LINE__, os.str());
+  }
+}
+
+}  // namespace
+
+TEST(winograd_transforms_reproduce_a_direct_tile) {
+  // One 6x6 window, one 3x3 kernel: A^T[(G g G^T) . (B^T d B)]A equals the 4x4 direct result.
+  namespace wg = ddad_rt::winograd;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> u(-1, 1);
+  double d[6][6], g[9], ug[36];
+  for (auto& row : d) for (double& v : row) v = u(rng);
+  for (double& v : g) v = u(rng);
+  wg::weight_transform(g, ug);
+  double vd[6][6], tmp[6][6];
+  for (int j = 0; j < 6; ++j) {
+    double col[6], o[6];
+    for (int i = 0; i < 6; ++i) col[i] = d[i][j];
+    wg::input_1d(col, o);
+    for (int i = 0; i < 6; ++i) tmp[i][j] = o[i];
+  }
+  for (int i = 0; i < 6; ++i) wg::input_1d(tmp[i], vd[i]);
+  double m[6][6], t2[4][6];
+  for (int i = 0; i < 6; ++i) for (int j = 0; j < 6; ++j) m[i][j] = vd[i][j] * ug[i * 6 + j];
+  for (int j = 0; j < 6; ++j) {
+    double col[6], o[4];
+    for (int i = 0; i < 6; ++i) col[i] = m[i][j];
+    wg::output_1d(col, o);
+    for (int i = 0; i < 4; ++i) t2[i][j] = o[i];
+  }
+  for (int i = 0; i < 4; ++i) {
+    double y[4];
+    wg::output_1d(t2[i], y);
+    for (int j = 0; j < 4; ++j) {
+      double direct = 0;
+      for (int ky = 0; ky < 3; ++ky) for (int kx = 0; kx < 3; ++kx) direct += d[i + ky][j + kx] * g[ky * 3 + kx];
+      CHECK_NEAR(y[j], direct, 1e-12);
+    }
+  }
+}
+
+TEST(refine_net_matches_direct_convolution) {
+  check_against_reference(2, 128, 64, 64, 3, 1);   // the paper's R_dual at 64x64
+  check_against_reference(1, 128, 64, 64, 1, 2);   // R_intra, one image split over 2 threads
+  check_against_reference(2, 128, 64, 64, 5, 2);   // whole images per thread
+  check_against_reference(2, 32, 30, 21, 2, 1);    // not whole tiles; a narrow network
+  check_against_reference(1, 16, 5, 7, 1, 3);      // smaller than two tiles, 3 threads
+  check_against_reference(2, 48, 17, 33, 4, 2);    // width not a multiple of 64
+}
+
+TEST(refine_net_rejects_shapes_that_do_not_chain) {
+  std::mt19937 rng(1);
+  RefineNetWeights bad{random_conv(2, 32, rng), random_conv(32, 16, rng), random_conv(16, 2, rng)};
+  CHECK_THROWS_WITH(ddad_rt::cpu::RefineNet(bad, 1), std::invalid_argument, "C -> M -> M -> 2");
+  RefineNetWeights odd{random_conv(2, 20, rng), random_conv(20, 20, rng), random_conv(20, 2, rng)};
+  CHECK_THROWS_WITH(ddad_rt::cpu::RefineNet(odd, 1), std::invalid_argument, "multiple of 16");
+}
