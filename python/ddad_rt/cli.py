@@ -108,6 +108,19 @@ def cmd_bench(a: argparse.Namespace) -> int:
         res = run_inference_bench(out, threads=threads, rounds=a.rounds, data=a.data,
                                   min_seconds=a.min_seconds, command=command)
         print(markdown(res["report"], res["meta"]))
+    if a.accuracy_bundle:
+        from ddad_rt.precision import check_precision
+
+        if not a.data:
+            raise SystemExit("error: --accuracy-bundle needs --data (a dataset with a test split)")
+        acc = {}
+        for t in threads:
+            acc[str(t)] = check_precision(a.accuracy_bundle, a.data, "bf16", record=False,
+                                          num_threads=t)
+        (out / "precision.json").write_text(json.dumps(acc, indent=1))
+        for t, r in acc.items():
+            print(f"bf16 vs fp32 on {a.data} ({t} thread(s)): max AUC change "
+                  f"{r['max_auc_delta']:.4f} -> {'passed' if r['passed'] else 'FAILED'}")
     if a.train_data:
         from ddad_train.bench_train import run_training_bench, training_markdown
 
@@ -261,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", default=None, help="dataset with a test split for the images (default: synthetic)")
     b.add_argument("--min-seconds", type=float, default=2.0, help="timing per batch-64 measurement")
     b.add_argument("--skip-inference", action="store_true")
+    b.add_argument("--accuracy-bundle", default=None,
+                   help="a trained bundle: also compare bf16 with fp32 AUC on --data's test split")
     b.add_argument("--train-data", default=None, help="also time training on this dataset (UDM images)")
     b.add_argument("--train-epochs", type=int, default=40)
     b.add_argument("--authors-code", default=None,
