@@ -122,7 +122,9 @@ def train_module(images: np.ndarray, cfg: TrainConfig, module: str,
     setup_torch(cfg.threads)
 
     members = init_members(cfg, module)
-    model = BatchedAE.from_members(members, **model_kwargs(cfg))
+    # Channels-last: oneDNN's grouped (de)convolutions, forward and backward, run about 1.4x
+    # faster on it than on NCHW (measured side by side, K=3, batch 64, 64x64, 1 thread).
+    model = BatchedAE.from_members(members, **model_kwargs(cfg)).to(memory_format=torch.channels_last)
     model.train()
     optimizer = make_adam(model.parameters(), cfg.lr, cfg.weight_decay)
     data = torch.from_numpy(np.ascontiguousarray(images))
@@ -158,6 +160,7 @@ def train_module(images: np.ndarray, cfg: TrainConfig, module: str,
         for s in range(steps):
             idx = perms[:, s * cfg.batch_size:(s + 1) * cfg.batch_size]  # [K, B]
             x = to_network_units(data[idx]).transpose(0, 1)  # [B, K, H, W]
+            x = x.contiguous(memory_format=torch.channels_last)
             per_member = member_losses(model, x, cfg)
             optimizer.zero_grad(set_to_none=True)
             per_member.sum().backward()
@@ -187,5 +190,5 @@ def train_module(images: np.ndarray, cfg: TrainConfig, module: str,
     if saver is not None:
         saver.wait()
     result.seconds = seconds_before + time.perf_counter() - t0
-    model.eval()
+    model.to(memory_format=torch.contiguous_format).eval()
     return result
