@@ -179,3 +179,19 @@ def test_build_info():
     info = ddad_rt.build_info()
     assert info["cuda_kernels"] is False and info["tensorrt"] is False
     assert info["openvino"].startswith("2026.4.1")
+
+
+def test_ensemble_layouts_compute_the_same_function(trained, tmp_path, rng):
+    # "parallel" (the default export: 2K plain branches) and "grouped" (the training form)
+    # are two graphs of one function.
+    from ddad_train.export import EnsembleGraph, export_onnx
+
+    _, udm, ndm, _ = trained
+    x = (rng.random((5, 1, 32, 32), dtype=np.float32) - 0.5) / 0.5
+    outs = {}
+    for layout in ("parallel", "grouped"):
+        path = tmp_path / f"{layout}.onnx"
+        export_onnx(EnsembleGraph(udm, ndm, layout), path, 32)
+        outs[layout] = ort_session(path).run(["udm", "ndm"], {"images": x})
+    for a, b in zip(outs["parallel"], outs["grouped"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
