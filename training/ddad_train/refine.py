@@ -20,7 +20,7 @@ import torch
 from ddad_train import checkpoint as ckpt
 from ddad_train.config import TrainConfig
 from ddad_train.models import RefineNet, focal_loss
-from ddad_train.trainer import make_adam, member_seed, setup_torch
+from ddad_train.trainer import autocast, make_adam, member_seed, setup_torch
 
 #: R_dual reads [A_inter, A_intra]; R_intra reads [A_intra].
 REFINER_INPUTS = {"dual": ("inter", "intra"), "intra": ("intra",)}
@@ -148,7 +148,9 @@ def train_refiners(images: np.ndarray, ensemble_bundle: str | Path, cfg: TrainCo
             target = torch.from_numpy(label)
             for n in names:
                 net_in = torch.from_numpy(np.stack([maps[k] for k in REFINER_INPUTS[n]], axis=1))
-                prob = torch.softmax(nets[n](net_in), dim=1)
+                with autocast(cfg):
+                    logits = nets[n](net_in)
+                prob = torch.softmax(logits.float(), dim=1)
                 loss = focal_loss(prob, target)
                 opts[n].zero_grad(set_to_none=True)
                 loss.backward()

@@ -82,6 +82,11 @@ def make_adam(params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, **kwargs)
 
 
+def autocast(cfg: TrainConfig):
+    """The training arithmetic of ``cfg.precision``: bf16 autocast, or nothing for fp32."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+
+
 def setup_torch(threads: int) -> None:
     if threads > 0:
         torch.set_num_threads(threads)
@@ -161,7 +166,8 @@ def train_module(images: np.ndarray, cfg: TrainConfig, module: str,
             idx = perms[:, s * cfg.batch_size:(s + 1) * cfg.batch_size]  # [K, B]
             x = to_network_units(data[idx]).transpose(0, 1)  # [B, K, H, W]
             x = x.contiguous(memory_format=torch.channels_last)
-            per_member = member_losses(model, x, cfg)
+            with autocast(cfg):
+                per_member = member_losses(model, x, cfg).float()
             optimizer.zero_grad(set_to_none=True)
             per_member.sum().backward()
             optimizer.step()
