@@ -122,7 +122,7 @@ def test_training_is_seeded_and_learns(rng):
 def test_bf16_training_learns_like_fp32_and_keeps_fp32_weights(rng):
     images = rng.integers(0, 256, (40, 32, 32), dtype=np.uint8)
     images[:] = images.mean(axis=0, keepdims=True).astype(np.uint8)
-    base = dict(k=2, image_size=32, epochs=3, batch_size=8, seed=1, lr=1e-3)
+    base = {"k": 2, "image_size": 32, "epochs": 3, "batch_size": 8, "seed": 1, "lr": 1e-3}
     full = train_module(images, TrainConfig(**base), "ndm", progress=False)
     half = train_module(images, TrainConfig(**base, precision="bf16"), "ndm", progress=False)
     assert np.mean(half.losses[-1]) < np.mean(half.losses[0])
