@@ -50,3 +50,21 @@ def test_config_errors_name_the_field(tmp_path):
         TrainConfig(backbone="vae").validate()
     with pytest.raises(ValueError, match="refiners"):
         TrainConfig(refiners=["dual", "both"]).validate()
+
+
+def test_resume_accepts_checkpoints_from_before_a_field_existed(tmp_path):
+    # A run checkpointed by an older ddad_train lacks fields added since (e.g. precision);
+    # it used their defaults, so resuming it must work - and a real difference must not.
+    import json
+
+    from ddad_train.pipeline import RUN_FILE, _start_or_resume
+
+    cfg = TrainConfig(data="d", out=str(tmp_path / "bundle"))
+    ck = cfg.checkpoint_path()
+    ck.mkdir(parents=True)
+    old = {k: v for k, v in cfg.to_dict().items() if k != "precision"}
+    (ck / RUN_FILE).write_text(json.dumps({"config": old}))
+    assert _start_or_resume(cfg, resume=True) == ck
+    cfg.precision = "bf16"
+    with pytest.raises(ValueError, match="precision: checkpoint 'fp32', now 'bf16'"):
+        _start_or_resume(cfg, resume=True)

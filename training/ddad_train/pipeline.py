@@ -52,8 +52,11 @@ def _start_or_resume(cfg: TrainConfig, resume: bool) -> Path:
             raise FileExistsError(msg)
         saved = json.loads(run_file.read_text())["config"]
         mine = cfg.to_dict()
-        diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {mine[k]!r}"
-                 for k in mine if k not in RESUMABLE_DIFFERENCES and saved.get(k) != mine[k]]
+        # A field the checkpoint lacks was added later; the run used its default.
+        defaults = TrainConfig().to_dict()
+        saved = {k: saved.get(k, defaults[k]) for k in mine}
+        diffs = [f"{k}: checkpoint {saved[k]!r}, now {mine[k]!r}"
+                 for k in mine if k not in RESUMABLE_DIFFERENCES and saved[k] != mine[k]]
         if diffs:
             msg = (f"cannot resume {ck} with a different configuration ({'; '.join(diffs)}): "
                    "use the original settings, or delete the folder to start over")
