@@ -37,6 +37,9 @@ REFERENCE = {"rec": (0.824, 0.744), "intra": (0.609, 0.570), "inter": (0.852, 0.
 SCORES = ("rec", "intra", "inter", "r_intra", "r_dual")
 
 
+BACKBONE_NAMES = {"ae": "AE", "ae-u": "AE-U", "memae": "MemAE"}
+
+
 def tag(backbone: str) -> str:
     return "" if backbone == "ae" else f"_{backbone}"
 
@@ -111,7 +114,7 @@ def summary() -> None:
             continue
         out[backbone] = {"seeds": [r["seed"] for r in reports], "scores": {}}
         keys = [k for k in SCORES if all(k in r["auc"] for r in reports)]
-        lines += [f"## {backbone.upper()}: seeds {', '.join(str(r['seed']) for r in reports)}", ""]
+        lines += [f"## {BACKBONE_NAMES[backbone]}: seeds {', '.join(str(r['seed']) for r in reports)}", ""]
         if len(reports) < 3:
             lines += [f"**{len(reports)} seed(s)" + (" (no sd)" if len(reports) < 2 else "") + ".**", ""]
         ref_cols = backbone == "ae"
