@@ -30,23 +30,28 @@ def check_precision(bundle: str | os.PathLike, data: str | os.PathLike, precisio
         >>> check_precision("runs/x/bundle", "../shared/data/brain_tumor")["passed"]  # doctest: +SKIP
         True
     """
-    from ddad_rt.evaluate import evaluate
+    from ddad_rt import datasets
+    from ddad_rt.evaluate import score_images
+    from ddad_rt.metrics import roc_auc
+    from ddad_rt.preprocess import load_images
 
     reduced = Engine(bundle, device="cpu", precision=precision, num_threads=num_threads)
     full = Engine(bundle, device="cpu", precision="fp32", num_threads=num_threads)
-    r_full = evaluate(bundle, data, engine=full, progress=progress)
-    r_red = evaluate(bundle, data, engine=reduced, progress=progress)
-    deltas = {k: abs(r_red["auc"][k] - r_full["auc"][k]) for k in r_full["auc"]}
-    worst = max(deltas.values())
+    test = datasets.test_set(data)
+    images = load_images(test.paths, full.image_size, progress=progress, desc="load test")
+    auc = {name: {k: roc_auc(test.labels, s) for k, s in
+                  score_images(engine, images, progress=progress, desc=f"scoring ({name})").items()}
+           for name, engine in (("fp32", full), (precision, reduced))}
+    worst = max(abs(auc[precision][k] - auc["fp32"][k]) for k in auc["fp32"])
     result = {
         "precision": precision,
-        "auc_fp32": r_full["auc"],
-        "auc": r_red["auc"],
+        "auc_fp32": auc["fp32"],
+        "auc": auc[precision],
         "max_auc_delta": worst,
         "tolerance": tolerance,
         "passed": bool(worst <= tolerance),
         "data": str(Path(data).resolve()),
-        "n_images": r_full["n_normal"] + r_full["n_abnormal"],
+        "n_images": len(images),
     }
     if record:
         manifest = bundle_io.read_manifest(bundle, verify=True)
