@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -50,10 +51,12 @@ std::vector<double> conv(const std::vector<double>& in, const Conv3x3& c, int h,
   return out;
 }
 
-void check_against_reference(int cin, int mid, int h, int w, int n, int threads) {
+void check_against_reference(int cin, int mid, int h, int w, int n, int threads,
+                             const std::string& isa = "auto") {
   std::mt19937 rng(cin * 1000 + mid + h * 7 + w * 13 + n + threads);
   RefineNetWeights wt{random_conv(cin, mid, rng), random_conv(mid, mid, rng), random_conv(mid, 2, rng)};
-  ddad_rt::cpu::RefineNet net(wt, threads);
+  ddad_rt::cpu::RefineNet net(wt, threads, isa);
+  if (isa == "generic") CHECK(net.kernels() == "generic");
   // Anomaly maps are non-negative with a few bright spots.
   std::exponential_distribution<float> maps_dist(20.0f);
   std::vector<float> maps(static_cast<size_t>(n) * cin * h * w);
@@ -124,6 +127,10 @@ TEST(refine_net_matches_direct_convolution) {
   check_against_reference(2, 32, 30, 21, 2, 1);    // not whole tiles; a narrow network
   check_against_reference(1, 16, 5, 7, 1, 3);      // smaller than two tiles, 3 threads
   check_against_reference(2, 48, 17, 33, 4, 2);    // width not a multiple of 64
+  // The portable kernels, which a CPU with AVX-512 would otherwise never run.
+  check_against_reference(2, 128, 64, 64, 2, 1, "generic");
+  check_against_reference(2, 32, 30, 21, 2, 2, "generic");
+  check_against_reference(1, 16, 5, 7, 1, 1, "generic");
 }
 
 TEST(refine_net_rejects_shapes_that_do_not_chain) {
@@ -132,4 +139,6 @@ TEST(refine_net_rejects_shapes_that_do_not_chain) {
   CHECK_THROWS_WITH(ddad_rt::cpu::RefineNet(bad, 1), std::invalid_argument, "C -> M -> M -> 2");
   RefineNetWeights odd{random_conv(2, 20, rng), random_conv(20, 20, rng), random_conv(20, 2, rng)};
   CHECK_THROWS_WITH(ddad_rt::cpu::RefineNet(odd, 1), std::invalid_argument, "multiple of 16");
+  RefineNetWeights good{random_conv(2, 16, rng), random_conv(16, 16, rng), random_conv(16, 2, rng)};
+  CHECK_THROWS_WITH(ddad_rt::cpu::RefineNet(good, 1, "sse2"), std::invalid_argument, "'auto' or 'generic'");
 }

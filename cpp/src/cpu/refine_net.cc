@@ -27,8 +27,13 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define DDAD_RT_INLINE inline __attribute__((always_inline))
+// Inlines the whole call tree into an AVX-512 wrapper - including the Vec512 operations that
+// the shared templates (e.g. winograd_math.h) call: those templates carry no ISA target, so
+// the operations cannot be force-inlined into them, only into the wrapper.
+#define DDAD_RT_FLATTEN __attribute__((flatten))
 #else
 #define DDAD_RT_INLINE inline
+#define DDAD_RT_FLATTEN
 #endif
 
 namespace ddad_rt {
@@ -121,35 +126,146 @@ Packed pack(const RefineNetWeights& wt) {
   return p;
 }
 
-// ---- kernels, written once (always inlined into an ISA-specific wrapper) -----------------
+// ---- lane vectors -----------------------------------------------------------------------
+// The kernels below are written once over a vector of kLanes floats and compiled twice: with
+// VecG (plain arrays; the compiler vectorises each operation for the baseline ISA) and with
+// Vec512 (one AVX-512 register). Every operation is a whole-vector one, so neither build
+// relies on the compiler interchanging loops.
 
-// conv1 + bias + ReLU for image rows [y0, y1): maps [cin, h, w] -> h1 [hp, wp, mid] interior.
-DDAD_RT_INLINE void conv1_rows_impl(const Packed& p, const Geometry& g, const float* maps,
-                                    float* h1, std::int64_t y0, std::int64_t y1) {
+struct VecG {
+  float v[kLanes];
+  VecG() = default;
+  DDAD_RT_INLINE VecG(float s) {  // NOLINT(google-explicit-constructor): V(4) * d in the math
+    for (int l = 0; l < kLanes; ++l) v[l] = s;
+  }
+  static DDAD_RT_INLINE VecG load(const float* p) {
+    VecG r;
+    for (int l = 0; l < kLanes; ++l) r.v[l] = p[l];
+    return r;
+  }
+  DDAD_RT_INLINE void store(float* p) const {
+    for (int l = 0; l < kLanes; ++l) p[l] = v[l];
+  }
+  DDAD_RT_INLINE float sum() const {
+    float s = 0.0f;
+    for (int l = 0; l < kLanes; ++l) s += v[l];
+    return s;
+  }
+};
+#define DDAD_RT_VECG_OP(op)                                                   \
+  DDAD_RT_INLINE VecG operator op(const VecG& a, const VecG& b) {             \
+    VecG r;                                                                   \
+    for (int l = 0; l < kLanes; ++l) r.v[l] = a.v[l] op b.v[l];               \
+    return r;                                                                 \
+  }
+DDAD_RT_VECG_OP(+)
+DDAD_RT_VECG_OP(-)
+DDAD_RT_VECG_OP(*)
+#undef DDAD_RT_VECG_OP
+DDAD_RT_INLINE VecG fma(const VecG& a, const VecG& b, const VecG& c) {
+  VecG r;
+  for (int l = 0; l < kLanes; ++l) r.v[l] = a.v[l] * b.v[l] + c.v[l];
+  return r;
+}
+DDAD_RT_INLINE VecG relu(const VecG& a) {
+  VecG r;
+  for (int l = 0; l < kLanes; ++l) r.v[l] = std::max(a.v[l], 0.0f);
+  return r;
+}
+
+#if DDAD_RT_X86
+// GCC 12 flags the deliberately undefined operand inside some AVX-512 intrinsics (e.g.
+// _mm512_max_ps's _mm512_undefined_ps) as "may be used uninitialized"; it is not.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+struct Vec512 {
+  __m512 v;
+  Vec512() = default;
+  DDAD_RT_AVX512 inline Vec512(__m512 x) : v(x) {}  // NOLINT
+  DDAD_RT_AVX512 inline Vec512(float s) : v(_mm512_set1_ps(s)) {}  // NOLINT
+  static DDAD_RT_AVX512 inline Vec512 load(const float* p) { return _mm512_loadu_ps(p); }
+  DDAD_RT_AVX512 inline void store(float* p) const { _mm512_storeu_ps(p, v); }
+  DDAD_RT_AVX512 inline float sum() const { return _mm512_reduce_add_ps(v); }
+};
+DDAD_RT_AVX512 inline Vec512 operator+(const Vec512& a, const Vec512& b) {
+  return _mm512_add_ps(a.v, b.v);
+}
+DDAD_RT_AVX512 inline Vec512 operator-(const Vec512& a, const Vec512& b) {
+  return _mm512_sub_ps(a.v, b.v);
+}
+DDAD_RT_AVX512 inline Vec512 operator*(const Vec512& a, const Vec512& b) {
+  return _mm512_mul_ps(a.v, b.v);
+}
+DDAD_RT_AVX512 inline Vec512 fma(const Vec512& a, const Vec512& b, const Vec512& c) {
+  return _mm512_fmadd_ps(a.v, b.v, c.v);
+}
+DDAD_RT_AVX512 inline Vec512 relu(const Vec512& a) {
+  return _mm512_max_ps(a.v, _mm512_setzero_ps());
+}
+#endif
+
+// ---- kernels -------------------------------------------------------------------------
+
+//! Pixels computed together by conv1 and conv3: independent accumulators keep the FMA units
+//! busy instead of waiting on one chain.
+constexpr int kConv1Pixels = 8;
+constexpr int kConv3Pixels = 4;
+
+// maps [cin, h, w] -> pm [cin, hp, wp] with a zero border (conv1 then needs no bounds checks).
+void pad_maps(const Packed& p, const Geometry& g, const float* maps, float* pm) {
+  std::fill(pm, pm + static_cast<std::int64_t>(p.cin) * g.pixels_padded(), 0.0f);
+  for (int i = 0; i < p.cin; ++i) {
+    for (std::int64_t y = 0; y < g.h; ++y) {
+      const float* src = maps + (i * g.h + y) * g.w;
+      std::copy(src, src + g.w, pm + (i * g.hp + y + 1) * g.wp + 1);
+    }
+  }
+}
+
+// Written once over the lane-vector type V, always inlined into the ISA-specific wrappers.
+// conv1 + bias + ReLU of P pixels from x0 of row y, channels [c0, c0 + kLanes).
+template <typename V, int P>
+DDAD_RT_INLINE void conv1_pixels(const Packed& p, const Geometry& g, const float* pm, float* h1,
+                                 std::int64_t y, std::int64_t x0, int c0) {
   const int m = p.mid;
-  for (std::int64_t y = y0; y < y1; ++y) {
-    for (std::int64_t x = 0; x < g.w; ++x) {
-      float* out = h1 + ((y + 1) * g.wp + (x + 1)) * m;
-      for (int o = 0; o < m; ++o) out[o] = p.b1[o];
-      for (int i = 0; i < p.cin; ++i) {
-        for (int ky = 0; ky < 3; ++ky) {
-          const std::int64_t yy = y + ky - 1;
-          if (yy < 0 || yy >= g.h) continue;
-          for (int kx = 0; kx < 3; ++kx) {
-            const std::int64_t xx = x + kx - 1;
-            if (xx < 0 || xx >= g.w) continue;
-            const float v = maps[(i * g.h + yy) * g.w + xx];
-            const float* wk = p.w1.data() + (i * 9 + ky * 3 + kx) * m;
-            for (int o = 0; o < m; ++o) out[o] += v * wk[o];
-          }
-        }
+  V acc[P];
+  const V bias = V::load(p.b1.data() + c0);
+  for (int q = 0; q < P; ++q) acc[q] = bias;
+  for (int i = 0; i < p.cin; ++i) {
+    for (int ky = 0; ky < 3; ++ky) {
+      const float* row = pm + (i * g.hp + y + ky) * g.wp + x0;  // padded row y + ky - 1 + 1
+      for (int kx = 0; kx < 3; ++kx) {
+        const V wk = V::load(p.w1.data() + (i * 9 + ky * 3 + kx) * m + c0);
+        for (int q = 0; q < P; ++q) acc[q] = fma(V(row[q + kx]), wk, acc[q]);
       }
-      for (int o = 0; o < m; ++o) out[o] = std::max(out[o], 0.0f);
+    }
+  }
+  for (int q = 0; q < P; ++q) relu(acc[q]).store(h1 + ((y + 1) * g.wp + (x0 + q + 1)) * m + c0);
+}
+
+// conv1 + bias + ReLU for image rows [y0, y1): padded maps -> h1 [hp, wp, mid] interior.
+// Pixels go in groups of P; the last group is moved back to end at w (its overlap is
+// recomputed with identical results); rows narrower than P go one pixel at a time.
+template <typename V>
+DDAD_RT_INLINE void conv1_rows_impl(const Packed& p, const Geometry& g, const float* pm,
+                                    float* h1, std::int64_t y0, std::int64_t y1) {
+  for (std::int64_t y = y0; y < y1; ++y) {
+    for (int c0 = 0; c0 < p.mid; c0 += kLanes) {
+      if (g.w < kConv1Pixels) {
+        for (std::int64_t x = 0; x < g.w; ++x) conv1_pixels<V, 1>(p, g, pm, h1, y, x, c0);
+        continue;
+      }
+      for (std::int64_t x0 = 0; x0 < g.w; x0 += kConv1Pixels) {
+        conv1_pixels<V, kConv1Pixels>(p, g, pm, h1, y, std::min<std::int64_t>(x0, g.w - kConv1Pixels), c0);
+      }
     }
   }
 }
 
 // Winograd input transform of tiles [t0, t0 + nt) of h1 -> v [36][nt][mid].
+template <typename V>
 DDAD_RT_INLINE void input_transform_impl(const Packed& p, const Geometry& g, const float* h1,
                                          std::int64_t t0, int nt, float* v) {
   const int m = p.mid;
@@ -158,25 +274,18 @@ DDAD_RT_INLINE void input_transform_impl(const Packed& p, const Geometry& g, con
     const std::int64_t ty = t / g.tiles_x, tx = t % g.tiles_x;
     const float* base = h1 + (ty * wg::kM * g.wp + tx * wg::kM) * m;
     for (int c0 = 0; c0 < m; c0 += kLanes) {
-      float tmp[wg::kA][wg::kA][kLanes];
-      // columns: B^T d along rows of the window
-      for (int j = 0; j < wg::kA; ++j) {
-        for (int l = 0; l < kLanes; ++l) {
-          float d[wg::kA], o[wg::kA];
-          for (int i = 0; i < wg::kA; ++i) d[i] = base[(i * g.wp + j) * m + c0 + l];
-          wg::input_1d(d, o);
-          for (int i = 0; i < wg::kA; ++i) tmp[i][j][l] = o[i];
-        }
+      V tmp[wg::kA][wg::kA];
+      for (int j = 0; j < wg::kA; ++j) {  // columns: B^T d
+        V d[wg::kA], o[wg::kA];
+        for (int i = 0; i < wg::kA; ++i) d[i] = V::load(base + (i * g.wp + j) * m + c0);
+        wg::input_1d(d, o);
+        for (int i = 0; i < wg::kA; ++i) tmp[i][j] = o[i];
       }
-      // rows: (B^T d) B
-      for (int i = 0; i < wg::kA; ++i) {
-        for (int l = 0; l < kLanes; ++l) {
-          float d[wg::kA], o[wg::kA];
-          for (int j = 0; j < wg::kA; ++j) d[j] = tmp[i][j][l];
-          wg::input_1d(d, o);
-          for (int j = 0; j < wg::kA; ++j) {
-            v[(static_cast<std::int64_t>(i * wg::kA + j) * nt + b) * m + c0 + l] = o[j];
-          }
+      for (int i = 0; i < wg::kA; ++i) {  // rows: (B^T d) B
+        V o[wg::kA];
+        wg::input_1d(tmp[i], o);
+        for (int j = 0; j < wg::kA; ++j) {
+          o[j].store(v + (static_cast<std::int64_t>(i * wg::kA + j) * nt + b) * m + c0);
         }
       }
     }
@@ -185,6 +294,7 @@ DDAD_RT_INLINE void input_transform_impl(const Packed& p, const Geometry& g, con
 
 // Winograd output transform of tiles [t0, t0 + nt): mm [36][nt][mid] -> h2 interior
 // (+ bias, ReLU; pixels outside the image are left at zero).
+template <typename V>
 DDAD_RT_INLINE void output_transform_impl(const Packed& p, const Geometry& g, const float* mm,
                                           std::int64_t t0, int nt, float* h2) {
   const int m = p.mid;
@@ -192,59 +302,70 @@ DDAD_RT_INLINE void output_transform_impl(const Packed& p, const Geometry& g, co
     const std::int64_t t = t0 + b;
     const std::int64_t ty = t / g.tiles_x, tx = t % g.tiles_x;
     for (int c0 = 0; c0 < m; c0 += kLanes) {
-      float tmp[wg::kM][wg::kA][kLanes];
-      for (int j = 0; j < wg::kA; ++j) {
-        for (int l = 0; l < kLanes; ++l) {
-          float d[wg::kA], o[wg::kM];
-          for (int i = 0; i < wg::kA; ++i) {
-            d[i] = mm[(static_cast<std::int64_t>(i * wg::kA + j) * nt + b) * m + c0 + l];
-          }
-          wg::output_1d(d, o);
-          for (int i = 0; i < wg::kM; ++i) tmp[i][j][l] = o[i];
+      V tmp[wg::kM][wg::kA];
+      for (int j = 0; j < wg::kA; ++j) {  // columns: A^T m
+        V d[wg::kA], o[wg::kM];
+        for (int i = 0; i < wg::kA; ++i) {
+          d[i] = V::load(mm + (static_cast<std::int64_t>(i * wg::kA + j) * nt + b) * m + c0);
         }
+        wg::output_1d(d, o);
+        for (int i = 0; i < wg::kM; ++i) tmp[i][j] = o[i];
       }
-      for (int i = 0; i < wg::kM; ++i) {
+      const V bias = V::load(p.b2.data() + c0);
+      for (int i = 0; i < wg::kM; ++i) {  // rows: (A^T m) A
         const std::int64_t y = ty * wg::kM + i;
         if (y >= g.h) break;
-        float out[wg::kM][kLanes];
-        for (int l = 0; l < kLanes; ++l) {
-          float d[wg::kA], o[wg::kM];
-          for (int j = 0; j < wg::kA; ++j) d[j] = tmp[i][j][l];
-          wg::output_1d(d, o);
-          for (int j = 0; j < wg::kM; ++j) out[j][l] = std::max(o[j] + p.b2[c0 + l], 0.0f);
-        }
+        V o[wg::kM];
+        wg::output_1d(tmp[i], o);
         for (int j = 0; j < wg::kM; ++j) {
           const std::int64_t x = tx * wg::kM + j;
           if (x >= g.w) break;
-          float* dst = h2 + ((y + 1) * g.wp + (x + 1)) * m + c0;
-          for (int l = 0; l < kLanes; ++l) dst[l] = out[j][l];
+          relu(o[j] + bias).store(h2 + ((y + 1) * g.wp + (x + 1)) * m + c0);
         }
       }
     }
   }
 }
 
+// conv3 + bias of P pixels from x0 of row y: both output channels, P pixels at once.
+template <typename V, int P>
+DDAD_RT_INLINE void conv3_pixels(const Packed& p, const Geometry& g, const float* h2,
+                                 float* logits, std::int64_t y, std::int64_t x0) {
+  const int m = p.mid;
+  V acc0[P], acc1[P];
+  for (int q = 0; q < P; ++q) acc0[q] = acc1[q] = V(0.0f);
+  for (int ky = 0; ky < 3; ++ky) {
+    for (int kx = 0; kx < 3; ++kx) {
+      const float* in = h2 + ((y + ky) * g.wp + (x0 + kx)) * m;
+      const float* w0 = p.w3.data() + (ky * 3 + kx) * m;
+      const float* w1 = p.w3.data() + (9 + ky * 3 + kx) * m;
+      for (int c0 = 0; c0 < m; c0 += kLanes) {
+        const V a = V::load(w0 + c0), b = V::load(w1 + c0);
+        for (int q = 0; q < P; ++q) {
+          const V x = V::load(in + q * m + c0);
+          acc0[q] = fma(x, a, acc0[q]);
+          acc1[q] = fma(x, b, acc1[q]);
+        }
+      }
+    }
+  }
+  for (int q = 0; q < P; ++q) {
+    logits[y * g.w + x0 + q] = p.b3[0] + acc0[q].sum();
+    logits[(g.h + y) * g.w + x0 + q] = p.b3[1] + acc1[q].sum();
+  }
+}
+
 // conv3 + bias for image rows [y0, y1): h2 [hp, wp, mid] -> logits [2, h, w].
+template <typename V>
 DDAD_RT_INLINE void conv3_rows_impl(const Packed& p, const Geometry& g, const float* h2,
                                     float* logits, std::int64_t y0, std::int64_t y1) {
-  const int m = p.mid;
   for (std::int64_t y = y0; y < y1; ++y) {
-    for (std::int64_t x = 0; x < g.w; ++x) {
-      for (int o = 0; o < 2; ++o) {
-        float acc[kLanes] = {};
-        for (int ky = 0; ky < 3; ++ky) {
-          for (int kx = 0; kx < 3; ++kx) {
-            const float* in = h2 + ((y + ky) * g.wp + (x + kx)) * m;
-            const float* wk = p.w3.data() + (o * 9 + ky * 3 + kx) * m;
-            for (int c0 = 0; c0 < m; c0 += kLanes) {
-              for (int l = 0; l < kLanes; ++l) acc[l] += in[c0 + l] * wk[c0 + l];
-            }
-          }
-        }
-        float s = p.b3[o];
-        for (int l = 0; l < kLanes; ++l) s += acc[l];
-        logits[(o * g.h + y) * g.w + x] = s;
-      }
+    if (g.w < kConv3Pixels) {
+      for (std::int64_t x = 0; x < g.w; ++x) conv3_pixels<V, 1>(p, g, h2, logits, y, x);
+      continue;
+    }
+    for (std::int64_t x0 = 0; x0 < g.w; x0 += kConv3Pixels) {
+      conv3_pixels<V, kConv3Pixels>(p, g, h2, logits, y, std::min<std::int64_t>(x0, g.w - kConv3Pixels));
     }
   }
 }
@@ -277,19 +398,19 @@ struct Kernels {
 // ---- generic build -------------------------------------------------------------------
 void conv1_rows_generic(const Packed& p, const Geometry& g, const float* maps, float* h1,
                         std::int64_t y0, std::int64_t y1) {
-  conv1_rows_impl(p, g, maps, h1, y0, y1);
+  conv1_rows_impl<VecG>(p, g, maps, h1, y0, y1);
 }
 void input_transform_generic(const Packed& p, const Geometry& g, const float* h1,
                              std::int64_t t0, int nt, float* v) {
-  input_transform_impl(p, g, h1, t0, nt, v);
+  input_transform_impl<VecG>(p, g, h1, t0, nt, v);
 }
 void output_transform_generic(const Packed& p, const Geometry& g, const float* mm,
                               std::int64_t t0, int nt, float* h2) {
-  output_transform_impl(p, g, mm, t0, nt, h2);
+  output_transform_impl<VecG>(p, g, mm, t0, nt, h2);
 }
 void conv3_rows_generic(const Packed& p, const Geometry& g, const float* h2, float* logits,
                         std::int64_t y0, std::int64_t y1) {
-  conv3_rows_impl(p, g, h2, logits, y0, y1);
+  conv3_rows_impl<VecG>(p, g, h2, logits, y0, y1);
 }
 void gemm_generic(const float* a, const float* b, float* c, int rows, int k, int n) {
   gemm_generic_impl(a, b, c, rows, k, n);
@@ -297,21 +418,21 @@ void gemm_generic(const float* a, const float* b, float* c, int rows, int k, int
 
 #if DDAD_RT_X86
 // ---- AVX-512 build -------------------------------------------------------------------
-DDAD_RT_AVX512 void conv1_rows_avx512(const Packed& p, const Geometry& g, const float* maps,
+DDAD_RT_AVX512 DDAD_RT_FLATTEN void conv1_rows_avx512(const Packed& p, const Geometry& g, const float* maps,
                                       float* h1, std::int64_t y0, std::int64_t y1) {
-  conv1_rows_impl(p, g, maps, h1, y0, y1);
+  conv1_rows_impl<Vec512>(p, g, maps, h1, y0, y1);
 }
-DDAD_RT_AVX512 void input_transform_avx512(const Packed& p, const Geometry& g, const float* h1,
+DDAD_RT_AVX512 DDAD_RT_FLATTEN void input_transform_avx512(const Packed& p, const Geometry& g, const float* h1,
                                            std::int64_t t0, int nt, float* v) {
-  input_transform_impl(p, g, h1, t0, nt, v);
+  input_transform_impl<Vec512>(p, g, h1, t0, nt, v);
 }
-DDAD_RT_AVX512 void output_transform_avx512(const Packed& p, const Geometry& g, const float* mm,
+DDAD_RT_AVX512 DDAD_RT_FLATTEN void output_transform_avx512(const Packed& p, const Geometry& g, const float* mm,
                                             std::int64_t t0, int nt, float* h2) {
-  output_transform_impl(p, g, mm, t0, nt, h2);
+  output_transform_impl<Vec512>(p, g, mm, t0, nt, h2);
 }
-DDAD_RT_AVX512 void conv3_rows_avx512(const Packed& p, const Geometry& g, const float* h2,
+DDAD_RT_AVX512 DDAD_RT_FLATTEN void conv3_rows_avx512(const Packed& p, const Geometry& g, const float* h2,
                                       float* logits, std::int64_t y0, std::int64_t y1) {
-  conv3_rows_impl(p, g, h2, logits, y0, y1);
+  conv3_rows_impl<Vec512>(p, g, h2, logits, y0, y1);
 }
 
 // MR rows x 64 columns of C, accumulated over k in 24 registers.
@@ -369,7 +490,15 @@ DDAD_RT_AVX512 void gemm_avx512(const float* a, const float* b, float* c, int ro
     }
   }
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
 #endif
+#endif
+
+Kernels generic_kernels() {
+  return {conv1_rows_generic, input_transform_generic, output_transform_generic,
+          conv3_rows_generic, gemm_generic, "generic"};
+}
 
 Kernels choose_kernels(int mid) {
 #if DDAD_RT_X86
@@ -381,8 +510,7 @@ Kernels choose_kernels(int mid) {
             conv3_rows_avx512, gemm_avx512, "avx512"};
   }
 #endif
-  return {conv1_rows_generic, input_transform_generic, output_transform_generic,
-          conv3_rows_generic, gemm_generic, "generic"};
+  return generic_kernels();
 }
 
 // Buffers of one run: hidden activations per image slot, Winograd blocks per thread.
@@ -390,9 +518,10 @@ struct Workspace {
   Geometry g{};
   int mid = 0;
   std::vector<std::vector<float>> h1, h2;  // per image slot: [hp * wp * mid], zero border
+  std::vector<std::vector<float>> pm;      // per image slot: padded input maps [cin * hp * wp]
   std::vector<std::vector<float>> v, mm;   // per thread: [36 * kTileBlock * mid]
 
-  void prepare(const Geometry& geo, int m, int slots, int threads) {
+  void prepare(const Geometry& geo, int cin, int m, int slots, int threads) {
     if (geo.h != g.h || geo.w != g.w || m != mid) {
       h1.clear();
       h2.clear();
@@ -404,6 +533,8 @@ struct Workspace {
       h1.emplace_back(act, 0.0f);
       h2.emplace_back(act, 0.0f);
     }
+    pm.resize(h1.size());
+    for (auto& buf : pm) buf.resize(static_cast<size_t>(g.pixels_padded()) * cin);
     const size_t blk = static_cast<size_t>(wg::kA2) * kTileBlock * m;
     while (static_cast<int>(v.size()) < threads) {
       v.emplace_back(blk);
@@ -434,9 +565,10 @@ struct RefineNet::Impl {
     k.output_transform(p, g, mm, t0, nt, h2);
   }
 
-  void image(const Geometry& g, const float* maps, float* logits, float* h1, float* h2,
-             float* v, float* mm) const {
-    k.conv1_rows(p, g, maps, h1, 0, g.h);
+  void image(const Geometry& g, const float* maps, float* logits, float* pm, float* h1,
+             float* h2, float* v, float* mm) const {
+    pad_maps(p, g, maps, pm);
+    k.conv1_rows(p, g, pm, h1, 0, g.h);
     for (std::int64_t t0 = 0; t0 < g.tiles(); t0 += kTileBlock) {
       conv2_block(g, h1, h2, t0, static_cast<int>(std::min<std::int64_t>(kTileBlock, g.tiles() - t0)), v, mm);
     }
@@ -444,10 +576,13 @@ struct RefineNet::Impl {
   }
 };
 
-RefineNet::RefineNet(RefineNetWeights weights, int threads) : impl_(std::make_unique<Impl>()) {
+RefineNet::RefineNet(RefineNetWeights weights, int threads, const std::string& isa) : impl_(std::make_unique<Impl>()) {
   weights.validate();
   impl_->p = pack(weights);
-  impl_->k = choose_kernels(impl_->p.mid);
+  if (isa != "auto" && isa != "generic") {
+    throw std::invalid_argument("RefineNet isa must be 'auto' or 'generic', got '" + isa + "'");
+  }
+  impl_->k = isa == "generic" ? generic_kernels() : choose_kernels(impl_->p.mid);
   impl_->threads = resolve_threads(threads);
   impl_->pool = std::make_unique<ThreadPool>(impl_->threads);
 }
@@ -455,6 +590,8 @@ RefineNet::RefineNet(RefineNetWeights weights, int threads) : impl_(std::make_un
 RefineNet::~RefineNet() = default;
 
 std::string RefineNet::isa() { return choose_kernels(kLanes).isa; }
+
+std::string RefineNet::kernels() const { return impl_->k.isa; }
 
 void RefineNet::run(const float* maps, std::int64_t n, std::int64_t h, std::int64_t w,
                     float* logits) const {
@@ -466,9 +603,9 @@ void RefineNet::run(const float* maps, std::int64_t n, std::int64_t h, std::int6
   std::unique_lock<std::mutex> lock(s.pool_mutex, std::try_to_lock);
   if (!lock.owns_lock()) {
     Workspace own;
-    own.prepare(g, s.p.mid, 1, 1);
+    own.prepare(g, s.p.cin, s.p.mid, 1, 1);
     for (std::int64_t i = 0; i < n; ++i) {
-      s.image(g, maps + i * in_stride, logits + i * out_stride, own.h1[0].data(),
+      s.image(g, maps + i * in_stride, logits + i * out_stride, own.pm[0].data(), own.h1[0].data(),
               own.h2[0].data(), own.v[0].data(), own.mm[0].data());
     }
     return;
@@ -478,15 +615,16 @@ void RefineNet::run(const float* maps, std::int64_t n, std::int64_t h, std::int6
   Workspace& ws = s.cached;
   if (n >= threads) {
     // Whole images per thread: no synchronisation inside an image.
-    ws.prepare(g, s.p.mid, threads, threads);
+    ws.prepare(g, s.p.cin, s.p.mid, threads, threads);
     pool.parallel_for(n, [&](std::int64_t i, int t) {
-      s.image(g, maps + i * in_stride, logits + i * out_stride, ws.h1[t].data(), ws.h2[t].data(),
+      s.image(g, maps + i * in_stride, logits + i * out_stride, ws.pm[t].data(), ws.h1[t].data(), ws.h2[t].data(),
               ws.v[t].data(), ws.mm[t].data());
     });
     return;
   }
   // Fewer images than threads (e.g. one image, two threads): split each layer.
-  ws.prepare(g, s.p.mid, 1, threads);
+  ws.prepare(g, s.p.cin, s.p.mid, 1, threads);
+  float* pm = ws.pm[0].data();
   float* h1 = ws.h1[0].data();
   float* h2 = ws.h2[0].data();
   const std::int64_t row_chunks = std::min<std::int64_t>(g.h, 4 * threads);
@@ -494,8 +632,9 @@ void RefineNet::run(const float* maps, std::int64_t n, std::int64_t h, std::int6
   for (std::int64_t i = 0; i < n; ++i) {
     const float* in = maps + i * in_stride;
     float* out = logits + i * out_stride;
+    pad_maps(s.p, g, in, pm);
     pool.parallel_for(row_chunks, [&](std::int64_t r, int) {
-      s.k.conv1_rows(s.p, g, in, h1, r * g.h / row_chunks, (r + 1) * g.h / row_chunks);
+      s.k.conv1_rows(s.p, g, pm, h1, r * g.h / row_chunks, (r + 1) * g.h / row_chunks);
     });
     pool.parallel_for(blocks, [&](std::int64_t b, int t) {
       const std::int64_t t0 = b * kTileBlock;

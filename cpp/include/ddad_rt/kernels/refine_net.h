@@ -34,8 +34,9 @@ class ThreadPool;
 //! The refinement network on the CPU. run() may be called from several threads at once.
 class RefineNet {
  public:
-  //! threads: workers for one run() call (0 = all cores).
-  RefineNet(RefineNetWeights weights, int threads);
+  //! threads: workers for one run() call (0 = all cores). isa: "auto" (the best this CPU
+  //! runs) or "generic" (the portable kernels, e.g. to test them on an AVX-512 machine).
+  RefineNet(RefineNetWeights weights, int threads, const std::string& isa = "auto");
   ~RefineNet();
   RefineNet(const RefineNet&) = delete;
   RefineNet& operator=(const RefineNet&) = delete;
@@ -45,6 +46,8 @@ class RefineNet {
 
   //! "avx512" when the CPU runs the AVX-512 kernels, else "generic".
   static std::string isa();
+  //! The kernels this network runs.
+  std::string kernels() const;
 
  private:
   struct Impl;
