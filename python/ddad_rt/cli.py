@@ -122,7 +122,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
         from ddad_train.bench_train import run_training_bench, training_markdown
 
         res = run_training_bench(a.train_data, threads=threads, epochs=a.train_epochs,
-                                 authors_code=a.authors_code, work=out / "work", command=command)
+                                 authors_code=a.authors_code, plain=a.train_plain,
+                                 work=out / "work", command=command)
         (out / "training.json").write_text(json.dumps(res, indent=1))
         (out / "training.md").write_text(training_markdown(res))
         print(training_markdown(res))
@@ -278,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a trained bundle: also compare bf16 with fp32 AUC on --data's test split")
     b.add_argument("--train-data", default=None, help="also time training on this dataset (UDM images)")
     b.add_argument("--train-epochs", type=int, default=40)
+    b.add_argument("--train-plain", action="store_true",
+                   help="also time a plain PyTorch loop per member on preloaded images")
     b.add_argument("--authors-code", default=None,
                    help="checkout of the authors' code, to time it too (see benchmarks/authors_code)")
     b.add_argument("--command-line", default=None, help=argparse.SUPPRESS)

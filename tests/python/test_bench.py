@@ -76,10 +76,15 @@ def test_training_bench_reports_both_ways(synth_data, tmp_path):
     from ddad_train.bench_train import run_training_bench, training_markdown
 
     res = run_training_bench(synth_data, threads=(1,), epochs=1, k=2, work=tmp_path, n=64,
-                             progress=False)
+                             plain=True, bf16=True, progress=False)
     sec = res["report"]["1"]
-    assert sec["ddad_vs_plain"] == pytest.approx(sec["ddad_seconds"] / sec["plain_seconds"])
-    assert [r["contender"] for r in res["raw"]].count("plain") == 2  # one run per member
-    assert all(np.isfinite(r["final_loss"]) for r in res["raw"])
-    assert "| 1 | ddad_train (K=2 batched, one run) |" in training_markdown(res)
+    contenders = [r["contender"] for r in res["raw"]]
+    assert contenders.count("plain") == 2 and sec["plain"]["members"] == 2  # one run per member
+    assert contenders.count("ddad") == 1 and contenders.count("ddad-bf16") == 1
+    assert sec["ddad"]["vs_plain"] == pytest.approx(sec["ddad"]["wall_seconds"] / sec["plain"]["wall_seconds"])
+    for r in res["raw"]:  # the process wall time includes the timed loop
+        assert np.isfinite(r["final_loss"]) and r["wall_seconds"] > r["seconds"] > 0
+    text = training_markdown(res)
+    assert "| 1 | ddad_train, K=2 batched, fp32 (one run) |" in text
+    assert "| 1 | ddad_train, K=2 batched, bf16 autocast (one run) |" in text
     json.dumps(res)  # the report is serialisable as written to training.json
