@@ -6,7 +6,7 @@ computed by the C++ engine (OpenVINO, fp32); the last epoch is used, nothing is 
 the test set.
 
     # whole run: NDM, UDM, then R_dual and R_intra
-    python benchmarks/accuracy_brain_tumor.py train --seed 0 --threads 1 [--backbone ae-u]
+    python benchmarks/accuracy_brain_tumor.py train --seed 0 --threads 1 [--backbone ae-u] [--precision bf16]
     # add the refiners to an AE bundle trained earlier by `train` (same result as one run)
     python benchmarks/accuracy_brain_tumor.py refine --seed 0 --threads 1
     python benchmarks/accuracy_brain_tumor.py summary
@@ -40,44 +40,48 @@ SCORES = ("rec", "intra", "inter", "r_intra", "r_dual")
 BACKBONE_NAMES = {"ae": "AE", "ae-u": "AE-U", "memae": "MemAE"}
 
 
-def tag(backbone: str) -> str:
-    return "" if backbone == "ae" else f"_{backbone}"
+def tag(backbone: str, precision: str = "fp32") -> str:
+    """File-name tag of a run: backbone (none for the AE) and training precision (none for fp32)."""
+    return ("" if backbone == "ae" else f"_{backbone}") + ("" if precision == "fp32" else f"_{precision}")
 
 
-def config(backbone: str, seed: int, threads: int, epochs: int, out: Path):
+def config(backbone: str, seed: int, threads: int, epochs: int, out: Path, precision: str = "fp32"):
     from ddad_train import TrainConfig
 
     return TrainConfig.from_yaml("brain_tumor", data=str(DATA), out=str(out), backbone=backbone,
                                  epochs=epochs, refine_epochs=REFINE_EPOCHS, seed=seed,
-                                 threads=threads)
+                                 threads=threads, precision=precision)
 
 
-def record(bundle: Path, backbone: str, seed: int, threads: int, t0: float) -> None:
+def record(bundle: Path, backbone: str, seed: int, threads: int, t0: float,
+           precision: str = "fp32") -> None:
     from ddad_rt.evaluate import evaluate
 
-    report = evaluate(bundle, DATA, num_threads=threads,
-                      histograms=RESULTS / f"brain_tumor{tag(backbone)}_seed{seed}_histograms.png")
+    name = f"brain_tumor{tag(backbone, precision)}_seed{seed}"
+    report = evaluate(bundle, DATA, num_threads=threads, histograms=RESULTS / f"{name}_histograms.png")
     manifest = json.loads((bundle / "manifest.json").read_text())
     cfg = manifest["training"]["config"]
     report.update(seed=seed, backbone=backbone, epochs=cfg["epochs"],
                   refine_epochs=cfg.get("refine_epochs") if len(report["auc"]) > 3 else None,
                   threads=threads, wall_seconds=round(time.time() - t0, 1),
-                  train_seconds=manifest["training"]["seconds"])
+                  train_seconds=manifest["training"]["seconds"],
+                  training_precision=cfg.get("precision", "fp32"))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"brain_tumor{tag(backbone)}_seed{seed}.json"
+    path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({"auc": report["auc"], "ap": report["ap"]}, indent=2))
 
 
-def train(backbone: str, seed: int, threads: int, epochs: int) -> None:
+def train(backbone: str, seed: int, threads: int, epochs: int, precision: str = "fp32") -> None:
     from ddad_train import train as train_bundle
 
-    bundle = RUNS / (f"seed{seed}" if backbone == "ae" else f"{backbone}_seed{seed}") / "bundle"
+    prefix = tag(backbone, precision).lstrip("_")  # runs/brain_tumor/seed0, ae-u_seed0, bf16_seed0
+    bundle = RUNS / f"{prefix + '_' if prefix else ''}seed{seed}" / "bundle"
     t0 = time.time()
     if not (bundle / "manifest.json").is_file():
-        cfg = config(backbone, seed, threads, epochs, bundle)
+        cfg = config(backbone, seed, threads, epochs, bundle, precision)
         train_bundle(cfg, progress=True, resume=cfg.checkpoint_path().is_dir())
-    record(bundle, backbone, seed, threads, t0)
+    record(bundle, backbone, seed, threads, t0, precision)
 
 
 def refine(seed: int, threads: int) -> None:
@@ -154,6 +158,33 @@ def summary() -> None:
                          f"{secs.get('udm')} s UDM" + (f" + {secs['refine']} s refinement" if "refine" in secs else "")
                          + f" ({r['threads']} thread(s) for the last stage)")
         lines += [""]
+    bf16 = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("brain_tumor_bf16_seed*.json"))]
+    if bf16 and "ae" in out:
+        # bf16 training (autocast) against the fp32 seeds: same rule as against the reference.
+        lines += ["## AE trained in bf16 (autocast; scored in fp32) vs the fp32 seeds above", "",
+                  "| seed | score | bf16 AUC | fp32 AUC (seed) | fp32 mean +- sd | within max(0.03, 2 sd)? |",
+                  "|---|---|---|---|---|---|"]
+        out["ae_bf16"] = []
+        fp32_by_seed = {r["seed"]: r for r in (json.loads(p.read_text()) for p in
+                                                sorted(RESULTS.glob("brain_tumor_seed*.json")))}
+        for r in bf16:
+            checks = {}
+            for key in SCORES:
+                if key not in r["auc"] or key not in out["ae"]["scores"]:
+                    continue
+                ref = out["ae"]["scores"][key]["auc"]
+                ok = abs(r["auc"][key] - ref["mean"]) <= max(0.03, 2 * ref["sd"])
+                checks[key] = ok
+                same = fp32_by_seed.get(r["seed"], {}).get("auc", {}).get(key)
+                lines.append(f"| {r['seed']} | {key} | {r['auc'][key]:.3f} | "
+                             f"{'-' if same is None else f'{same:.3f}'} | {ref['mean']:.3f} +- {ref['sd']:.3f} | "
+                             f"{'yes' if ok else '**no**'} |")
+            secs = r["train_seconds"]
+            out["ae_bf16"].append({"seed": r["seed"], "auc": r["auc"], "ap": r["ap"], "within": checks,
+                                   "train_seconds": secs, "threads": r["threads"]})
+            lines += ["", f"Seed {r['seed']} in bf16: training {secs.get('ndm')} s NDM + {secs.get('udm')} s UDM"
+                      + (f" + {secs['refine']} s refinement" if "refine" in secs else "")
+                      + f" at {r['threads']} thread(s).", ""]
     rerun_path = RESULTS / "authors_rerun_brain_tumor.json"
     if rerun_path.is_file():
         rerun = json.loads(rerun_path.read_text())["runs"]
@@ -181,6 +212,7 @@ def summary() -> None:
               "python benchmarks/accuracy_brain_tumor.py refine --seed S --threads T           # refiners on an AE bundle from train",
               "python benchmarks/accuracy_brain_tumor.py train --backbone ae-u --seed 0 --threads T",
               "python benchmarks/accuracy_brain_tumor.py train --backbone memae --seed 0 --threads T",
+              "python benchmarks/accuracy_brain_tumor.py train --precision bf16 --seed 0 --threads T",
               "python benchmarks/accuracy_brain_tumor.py summary", "```", ""]
     (RESULTS / "accuracy_brain_tumor.md").write_text("\n".join(lines))
     (RESULTS / "accuracy_brain_tumor.json").write_text(json.dumps(out, indent=2) + "\n")
@@ -195,6 +227,8 @@ def main() -> None:
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--epochs", type=int, default=250)
     t.add_argument("--backbone", default="ae", choices=BACKBONES)
+    t.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="training arithmetic (the engine always scores in fp32)")
     r = sub.add_parser("refine")
     r.add_argument("--seed", type=int, required=True)
     r.add_argument("--threads", type=int, default=1)
@@ -203,7 +237,7 @@ def main() -> None:
     if not DATA.is_dir():
         sys.exit(f"{DATA} not found: this benchmark needs ../shared/data/brain_tumor")
     if a.cmd == "train":
-        train(a.backbone, a.seed, a.threads, a.epochs)
+        train(a.backbone, a.seed, a.threads, a.epochs, a.precision)
     elif a.cmd == "refine":
         refine(a.seed, a.threads)
     else:

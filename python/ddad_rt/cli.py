@@ -104,29 +104,43 @@ def cmd_bench(a: argparse.Namespace) -> int:
     threads = tuple(a.threads)
     out = Path(a.out)
     command = "ddad-rt " + " ".join(sys.argv[1:]) if a.command_line is None else a.command_line
+    inference = precision = training = None
     if not a.skip_inference:
-        res = run_inference_bench(out, threads=threads, rounds=a.rounds, data=a.data,
-                                  min_seconds=a.min_seconds, command=command)
-        print(markdown(res["report"], res["meta"]))
+        inference = run_inference_bench(out, threads=threads, rounds=a.rounds, data=a.data,
+                                        min_seconds=a.min_seconds, command=command)
+        print(markdown(inference["report"], inference["meta"]))
     if a.accuracy_bundle:
         from ddad_rt.precision import check_precision
 
         if not a.data:
             raise SystemExit("error: --accuracy-bundle needs --data (a dataset with a test split)")
         # AUCs do not depend on the thread count: one check, at the largest.
-        r = check_precision(a.accuracy_bundle, a.data, "bf16", record=False, num_threads=max(threads))
-        (out / "precision.json").write_text(json.dumps(r, indent=1))
-        print(f"bf16 vs fp32 on {a.data}: max AUC change {r['max_auc_delta']:.4f} -> "
-              f"{'passed' if r['passed'] else 'FAILED'}")
+        precision = check_precision(a.accuracy_bundle, a.data, "bf16", record=False,
+                                    num_threads=max(threads))
+        precision["bundle"] = str(a.accuracy_bundle)
+        (out / "precision.json").write_text(json.dumps(precision, indent=1))
+        print(f"bf16 vs fp32 on {a.data}: max AUC change {precision['max_auc_delta']:.4f} -> "
+              f"{'passed' if precision['passed'] else 'FAILED'}")
     if a.train_data:
         from ddad_train.bench_train import run_training_bench, training_markdown
 
-        res = run_training_bench(a.train_data, threads=threads, epochs=a.train_epochs,
-                                 authors_code=a.authors_code, plain=a.train_plain,
-                                 work=out / "work", command=command)
-        (out / "training.json").write_text(json.dumps(res, indent=1))
-        (out / "training.md").write_text(training_markdown(res))
-        print(training_markdown(res))
+        training = run_training_bench(a.train_data, threads=threads, epochs=a.train_epochs,
+                                      authors_code=a.authors_code, plain=a.train_plain,
+                                      work=out / "work", command=command)
+        (out / "training.json").write_text(json.dumps(training, indent=1))
+        (out / "training.md").write_text(training_markdown(training))
+        print(training_markdown(training))
+    from ddad_rt.bench.report import summary_markdown
+
+    # Parts not run this time are summarised from the reports an earlier run left in --out.
+    parts = {"inference": inference, "precision": precision, "training": training}
+    earlier = [n for n, v in parts.items() if v is None and (out / f"{n}.json").is_file()]
+    for name in earlier:
+        parts[name] = json.loads((out / f"{name}.json").read_text())
+    summary = summary_markdown(parts["inference"], parts["precision"], parts["training"], command,
+                               earlier=earlier)
+    (out / "summary.md").write_text(summary)
+    print(summary)
     print(f"wrote {out}/")
     return 0
 

@@ -40,7 +40,7 @@ def bench_dir(tmp_path_factory):
 @pytest.mark.slow
 def test_contenders_compute_the_same_scores_and_the_report_uses_them(bench_dir):
     from ddad_rt.bench.inference import run_rounds, run_worker
-    from ddad_rt.bench.report import markdown, summarize
+    from ddad_rt.bench.report import markdown, summarize, summary_markdown
 
     contenders = ("reference", "onnxruntime", "engine-fp32")
     results = run_rounds(bench_dir, [1], 1, contenders, min_seconds=0.0, latency_images=2,
@@ -69,6 +69,14 @@ def test_contenders_compute_the_same_scores_and_the_report_uses_them(bench_dir):
         "fp32 R_dual p50 latency (batch 1) vs ONNX Runtime"}
     text = markdown({"1": report}, {"flops": flops, "k": 3, "image_size": 64, "rounds": 1})
     assert "| r_dual | engine-fp32 |" in text and "| gate | ratio |" in text
+    # The summary lists every gate with the verdict its ratio implies.
+    precision = {"auc_fp32": {"rec": 0.8, "r_dual": 0.9}, "auc": {"rec": 0.8005, "r_dual": 0.897},
+                 "max_auc_delta": 0.003, "tolerance": 0.002, "passed": False, "bundle": "x/b"}
+    summary = summary_markdown({"report": {"1": report}}, precision, None, "ddad-rt bench")
+    for g in report["gates"]:
+        verdict = "yes" if g["passed"] else "**no**"
+        assert f"| {g['gate']} | 1 | {g['ratio']:.2f} | {g['target']} | {verdict} |" in summary
+    assert "(b, worst: r_dual) | - | 0.0030 | <= 0.002 | **no** |" in summary
 
 
 @pytest.mark.slow
@@ -87,4 +95,25 @@ def test_training_bench_reports_both_ways(synth_data, tmp_path):
     text = training_markdown(res)
     assert "| 1 | ddad_train, K=2 batched, fp32 (one run) |" in text
     assert "| 1 | ddad_train, K=2 batched, bf16 autocast (one run) |" in text
+    # without the authors' code there is no training gate to report
+    from ddad_rt.bench.report import summary_markdown
+
+    assert "training a K=2" not in summary_markdown(None, None, res)
+    res["report"]["1"]["ddad"]["vs_authors"] = 0.4
+    assert "| training a K=2 module (fp32) vs the authors' way, wall time | 1 | 0.40 | <= 0.5 | yes |" in (
+        summary_markdown(None, None, res))
     json.dumps(res)  # the report is serialisable as written to training.json
+
+
+def test_worker_peak_memory_is_its_own_not_its_parents():
+    """Linux carries getrusage's ru_maxrss across fork and exec; the benchmark's memory column
+    must not show the (large) parent's peak for every contender."""
+    import subprocess
+    import sys
+
+    ballast = np.ones(600 * 2**20 // 8)  # the parent touches 600 MB
+    code = "from ddad_rt.bench.worker import peak_rss_mb; print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True).stdout)
+    assert 5 < child < 300, child
+    del ballast

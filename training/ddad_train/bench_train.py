@@ -133,11 +133,16 @@ def run_authors(spec: dict) -> dict:
 def worker(spec: dict) -> dict:
     run = {"ddad": run_ddad, "ddad-bf16": run_ddad, "plain": run_plain,
            "authors": run_authors}[spec["contender"]]
-    import resource
+    from ddad_rt.bench.worker import peak_rss_mb
 
     out = run(spec)
     out.update({k: spec[k] for k in ("contender", "threads", "epochs")})
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if spec["contender"] == "authors":  # their process, a child of this small wrapper
+        import resource
+
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    else:
+        out["peak_rss_mb"] = peak_rss_mb()
     return out
 
 
@@ -209,7 +214,8 @@ def run_training_bench(data: str | Path, *, threads: tuple[int, ...] = (1, 2), e
                 if c in sec and base_c in sec:
                     sec[c][f"vs_{base_c}"] = sec[c]["wall_seconds"] / sec[base_c]["wall_seconds"]
         report[str(t)] = sec
-    return {"forward_flops_per_image": fwd, "images": raw[0].get("images"), "epochs": epochs,
+    images = next(r["images"] for r in raw if r["contender"] == "ddad")
+    return {"forward_flops_per_image": fwd, "images": images, "epochs": epochs,
             "k": k, "data": base["data"], "command": command, "report": report, "raw": raw}
 
 

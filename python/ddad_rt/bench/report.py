@@ -4,6 +4,7 @@ Markdown table."""
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
@@ -118,3 +119,43 @@ def markdown(report: dict, meta: dict) -> str:
                          f"{'yes' if g['passed'] else '**no**'} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def summary_markdown(inference: dict | None, precision: dict | None, training: dict | None,
+                     command: str = "", earlier: list[str] | tuple = ()) -> str:
+    """Every gate in one table: the inference gates per thread count, bf16's AUC check, and
+    training against the authors' way (fp32, and bf16 where it ran). ``earlier`` names the
+    parts taken from an earlier run's reports rather than measured by ``command``."""
+    rows = []
+    if inference is not None:
+        for t, sec in inference["report"].items():
+            for g in sec["gates"]:
+                rows.append((g["gate"], t, f"{g['ratio']:.2f}", g["target"], g["passed"]))
+    if precision is not None:
+        worst = max(precision["auc"], key=lambda k: abs(precision["auc"][k] - precision["auc_fp32"][k]))
+        rows.append((f"bf16 AUC of every score vs fp32 ({Path(precision.get('bundle', 'bundle')).name}, worst: {worst})",
+                     "-", f"{precision['max_auc_delta']:.4f}", f"<= {precision['tolerance']}",
+                     precision["passed"]))
+    if training is not None:
+        from ddad_train.bench_train import TRAINING_GATE
+
+        for t, sec in training["report"].items():
+            for c, label in (("ddad", "fp32"), ("ddad-bf16", "bf16 autocast")):
+                if c in sec and "vs_authors" in sec[c]:
+                    r = sec[c]["vs_authors"]
+                    rows.append(((f"training a K={training['k']} module ({label}) vs the authors' way, "
+                                 "wall time"), t, f"{r:.2f}", f"<= {TRAINING_GATE}", r <= TRAINING_GATE))
+    runs = [f"Command: `{command}`"]
+    if inference is not None and "inference" in earlier:
+        runs.append(f"Inference (earlier run, {inference['meta'].get('date')}): "
+                    f"`{inference['meta'].get('command')}`")
+    if training is not None and "training" in earlier:
+        runs.append(f"Training (earlier run): `{training.get('command')}`")
+    if precision is not None and "precision" in earlier:
+        runs.append("bf16 accuracy: from an earlier run's precision.json")
+    lines = ["# ddad_rt CPU benchmark: the gates", "", *[r + "  " for r in runs], "",
+             ("Details: inference.md (throughput, latency, memory, GFLOP/s), precision.json "
+             "(bf16 AUCs), training.md (training wall times)."), "",
+             "| gate | threads | measured | target | passed |", "|---|---|---|---|---|"]
+    lines += [f"| {g} | {t} | {m} | {tgt} | {'yes' if ok else '**no**'} |" for g, t, m, tgt, ok in rows]
+    return "\n".join(lines) + "\n"

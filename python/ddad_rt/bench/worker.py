@@ -159,8 +159,21 @@ def measure(spec: dict) -> dict:
         "batch": len(batch), "load_seconds": load_s, "batch_seconds": calls,
         "latency_seconds": latencies,
         "scores": {k: np.asarray(v, np.float64).tolist() for k, v in scores.items()},
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: the kernel's high-water mark of its own
+    address space (VmHWM). Not getrusage's ru_maxrss: Linux carries that across fork and exec,
+    so a worker started by a large parent reports at least the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no procfs (not Linux)
 
 
 def sgemm_peak(threads: int, n: int = 2048, min_seconds: float = 2.0) -> dict:
