@@ -180,6 +180,8 @@ DDAD_RT_INLINE VecG relu(const VecG& a) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+// Its operations are plain inline, not always_inline: the shared Winograd templates they are
+// called from carry no ISA target; DDAD_RT_FLATTEN inlines them into the AVX-512 wrappers.
 struct Vec512 {
   __m512 v;
   Vec512() = default;
