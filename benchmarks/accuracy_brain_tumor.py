@@ -165,8 +165,6 @@ def summary() -> None:
                   "| seed | score | bf16 AUC | fp32 AUC (seed) | fp32 mean +- sd | within max(0.03, 2 sd)? |",
                   "|---|---|---|---|---|---|"]
         out["ae_bf16"] = []
-        fp32_by_seed = {r["seed"]: r for r in (json.loads(p.read_text()) for p in
-                                                sorted(RESULTS.glob("brain_tumor_seed*.json")))}
         for r in bf16:
             checks = {}
             for key in SCORES:
@@ -175,7 +173,7 @@ def summary() -> None:
                 ref = out["ae"]["scores"][key]["auc"]
                 ok = abs(r["auc"][key] - ref["mean"]) <= max(0.03, 2 * ref["sd"])
                 checks[key] = ok
-                same = fp32_by_seed.get(r["seed"], {}).get("auc", {}).get(key)
+                same = dict(zip(out["ae"]["seeds"], ref["values"], strict=True)).get(r["seed"])
                 lines.append(f"| {r['seed']} | {key} | {r['auc'][key]:.3f} | "
                              f"{'-' if same is None else f'{same:.3f}'} | {ref['mean']:.3f} +- {ref['sd']:.3f} | "
                              f"{'yes' if ok else '**no**'} |")

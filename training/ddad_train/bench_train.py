@@ -193,11 +193,11 @@ def run_training_bench(data: str | Path, *, threads: tuple[int, ...] = (1, 2), e
             msg = f"training bench run {spec['contender']} failed:\n{proc.stderr[-3000:]}"
             raise RuntimeError(msg)
         raw.append({**json.loads(proc.stdout.strip().splitlines()[-1]), "wall_seconds": wall})
+    images = next(r["images"] for r in raw if r["contender"] == "ddad")
+    steps_images = (images // 64) * 64 * epochs  # batches drop the remainder
     report = {}
     for t in threads:
         runs_t = [r for r in raw if r["threads"] == t]
-        images = next(r for r in runs_t if r["contender"] == "ddad")["images"]
-        steps_images = (images // 64) * 64 * epochs  # batches drop the remainder
         sec = {}
         for c in ("ddad", "ddad-bf16", "plain", "authors"):
             runs = [r for r in runs_t if r["contender"] == c]
@@ -214,7 +214,6 @@ def run_training_bench(data: str | Path, *, threads: tuple[int, ...] = (1, 2), e
                 if c in sec and base_c in sec:
                     sec[c][f"vs_{base_c}"] = sec[c]["wall_seconds"] / sec[base_c]["wall_seconds"]
         report[str(t)] = sec
-    images = next(r["images"] for r in raw if r["contender"] == "ddad")
     return {"forward_flops_per_image": fwd, "images": images, "epochs": epochs,
             "k": k, "data": base["data"], "command": command, "report": report, "raw": raw}
 

@@ -133,7 +133,7 @@ def summary_markdown(inference: dict | None, precision: dict | None, training: d
                 rows.append((g["gate"], t, f"{g['ratio']:.2f}", g["target"], g["passed"]))
     if precision is not None:
         worst = max(precision["auc"], key=lambda k: abs(precision["auc"][k] - precision["auc_fp32"][k]))
-        rows.append((f"bf16 AUC of every score vs fp32 ({Path(precision.get('bundle', 'bundle')).name}, worst: {worst})",
+        rows.append((f"bf16 AUC of every score vs fp32 ({Path(precision['bundle']).name}, worst: {worst})",
                      "-", f"{precision['max_auc_delta']:.4f}", f"<= {precision['tolerance']}",
                      precision["passed"]))
     if training is not None:
