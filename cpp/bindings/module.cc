@@ -8,6 +8,7 @@
 
 #include "ddad_rt/engine.h"
 #include "ddad_rt/errors.h"
+#include "device_status.h"
 
 namespace py = pybind11;
 using ddad_rt::DType;
@@ -138,19 +139,43 @@ PYBIND11_MODULE(_core, m) {
     return d;
   });
 
+  m.def("cuda_status", [] {
+    ddad_rt::CudaStatus s;
+    {
+      py::gil_scoped_release release;  // dlopen and driver start-up can take a while
+      s = ddad_rt::cuda_status();
+    }
+    py::dict d;
+    d["usable"] = s.usable;
+    d["cuda_kernels"] = s.cuda_kernels;
+    d["tensorrt_backend"] = s.tensorrt_backend;
+    d["gpu"] = s.gpu;
+    d["compute_capability"] = s.compute_capability;
+    d["driver"] = s.driver;
+    d["cuda_runtime"] = s.cuda_runtime;
+    d["tensorrt_library"] = s.tensorrt_library;
+    d["tensorrt_version"] = s.tensorrt_version;
+    d["problems"] = s.problems;
+    return d;
+  });
+  m.def("set_tensorrt_library_dirs", &ddad_rt::set_tensorrt_library_dirs, py::arg("dirs"));
+  m.def("tensorrt_library_dirs", &ddad_rt::tensorrt_library_dirs);
+
   py::class_<Engine>(m, "Engine")
       .def(py::init([](const std::string& bundle, const std::string& device,
-                       const std::string& precision, std::int64_t max_batch, int num_threads) {
+                       const std::string& precision, std::int64_t max_batch, int num_threads,
+                       const std::string& cache_dir) {
              EngineOptions o;
              o.device = device;
              o.precision = precision;
              o.max_batch = max_batch;
              o.num_threads = num_threads;
+             o.cache_dir = cache_dir;
              py::gil_scoped_release release;  // loading hashes and compiles: seconds
              return std::make_unique<Engine>(bundle, o);
            }),
-           py::arg("bundle"), py::arg("device") = "auto", py::arg("precision") = "fp32",
-           py::arg("max_batch") = 64, py::arg("num_threads") = 0)
+           py::arg("bundle"), py::arg("device") = "auto", py::arg("precision") = "default",
+           py::arg("max_batch") = 64, py::arg("num_threads") = 0, py::arg("cache_dir") = "")
       .def("score", &score, py::arg("images"), py::arg("maps") = false)
       .def_property_readonly("info", &info)
       .def_property_readonly("manifest_json",

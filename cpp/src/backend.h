@@ -1,8 +1,11 @@
-// The interface every inference backend implements (OpenVINO on CPU; TensorRT later).
+// The interface every inference backend implements: OpenVINO on the CPU (networks only; the
+// engine runs the kernels) and TensorRT on NVIDIA GPUs (the whole pipeline on the device).
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "ddad_rt/bundle.h"
@@ -49,6 +52,19 @@ class Backend {
   //! Runs a refinement network: maps [n, C, H, W] (C = 2 for R_dual: A_inter, A_intra;
   //! C = 1 for R_intra) -> logits [n, 2, H, W]. Only for graphs the bundle has.
   virtual void run_refine(Refiner which, const float* maps, std::int64_t n, float* logits) = 0;
+
+  //! True for device backends that run all of a chunk - normalisation, networks, kernels -
+  //! themselves (score_chunk); the engine then calls neither run_ensemble nor run_refine.
+  virtual bool runs_pipeline() const { return false; }
+  //! Scores images [start, start + count) of `images` (count <= max_batch) into `out` at
+  //! offset `start`; maps only when `want_maps`.
+  virtual void score_chunk(const ImageBatch& /*images*/, std::int64_t /*start*/,
+                           std::int64_t /*count*/, const ScoreOutputs& /*out*/,
+                           bool /*want_maps*/) {
+    throw std::logic_error(name() + " does not run the whole pipeline");
+  }
+  //! More for Engine::info (e.g. the GPU, the engine cache).
+  virtual std::map<std::string, std::string> extra_info() const { return {}; }
 };
 
 namespace cpu {

@@ -6,9 +6,20 @@
 #include <vector>
 
 #include "backend.h"
+#include "batching.h"
 #include "ddad_rt/errors.h"
 #include "ddad_rt/kernels/discrepancy.h"
+#include "device_status.h"
 #include "input.h"
+
+#if defined(DDAD_RT_HAVE_CUDA)
+#include <cuda_runtime_api.h>
+
+#include "cuda/kernels.h"
+#endif
+#if defined(DDAD_RT_HAVE_TENSORRT)
+#include "trt/tensorrt_backend.h"
+#endif
 
 #ifndef DDAD_RT_VERSION
 #define DDAD_RT_VERSION "0.0.0"
@@ -19,23 +30,14 @@ namespace {
 
 constexpr std::int64_t kMaxBatchLimit = 4096;
 
-// This build has no GPU backend yet; the message says what would give it one.
-const char* kNoCudaReason =
-    "this build of ddad_rt has no TensorRT backend (ddad_rt.build_info()['tensorrt'] is "
-    "False)";
-const char* kNoCudaRemedy =
-    "rebuild on a machine with the TensorRT SDK and CUDA: pip install . "
-    "-Ccmake.define.DDAD_RT_WITH_TENSORRT=ON (TensorRT_ROOT=/path/to/TensorRT), or use "
-    "device='cpu'";
-
 void check_options(const EngineOptions& o) {
   if (o.device != "auto" && o.device != "cpu" && o.device != "cuda") {
     throw std::invalid_argument("device must be 'auto', 'cpu' or 'cuda', got '" + o.device + "'");
   }
-  if (o.precision != "fp32" && o.precision != "auto" && o.precision != "fp16" &&
-      o.precision != "bf16") {
-    throw std::invalid_argument("precision must be 'auto', 'fp32', 'fp16' or 'bf16', got '" +
-                                o.precision + "'");
+  if (o.precision != "default" && o.precision != "fp32" && o.precision != "auto" &&
+      o.precision != "fp16" && o.precision != "bf16") {
+    throw std::invalid_argument(
+        "precision must be 'default', 'auto', 'fp32', 'fp16' or 'bf16', got '" + o.precision + "'");
   }
   if (o.max_batch < 1 || o.max_batch > kMaxBatchLimit) {
     throw std::invalid_argument("max_batch must be in [1, " + std::to_string(kMaxBatchLimit) +
@@ -52,14 +54,38 @@ void check_options(const EngineOptions& o) {
 Engine::Engine(const std::string& bundle_dir, const EngineOptions& options)
     : options_(options) {
   check_options(options_);
-  if (options_.device == "cuda") {
-    throw EngineError(std::string("device='cuda' is unavailable: ") + kNoCudaReason + "; " +
-                      kNoCudaRemedy);
+  // The GPU question first: device='cuda' without a GPU fails before any loading.
+  CudaStatus status;
+  if (options_.device != "cpu") {
+    status = cuda_status();
+    if (!status.usable && options_.device == "cuda") {
+      throw EngineError("device='cuda' is unavailable: " + status.explain());
+    }
   }
-  device_reason_ = options_.device == "cpu" ? "requested" : std::string("auto: ") + kNoCudaReason;
   bundle_ = load_bundle(bundle_dir);
   for (const std::string& key : bundle_.scores) {
     if (auto s = score_from_key(key)) has_[static_cast<int>(*s)] = true;
+  }
+  if (options_.device == "cpu") {
+    device_reason_ = "requested";
+  } else if (!status.usable) {
+    device_reason_ = "auto: no usable GPU: " + status.explain();
+  } else {
+#if defined(DDAD_RT_HAVE_TENSORRT)
+    try {
+      backend_ = trt::make_tensorrt_backend(bundle_, options_, status);
+      device_reason_ = (options_.device == "cuda" ? "requested: " : "auto: ") + status.gpu;
+    } catch (const std::exception& e) {
+      if (options_.device == "cuda") throw;
+      // auto may fall back, and says why.
+      device_reason_ = std::string("auto: the GPU (") + status.gpu +
+                       ") is usable but its backend failed, so the CPU runs: " + e.what();
+    }
+#endif
+  }
+  if (backend_) {
+    bundle_.graph_bytes.clear();
+    return;
   }
   backend_ = cpu::make_openvino_backend(bundle_, options_);
   // Graph bytes are compiled into the backend; do not keep a second copy alive.
@@ -88,6 +114,12 @@ void Engine::score(const ImageBatch& images, const ScoreOutputs& out) const {
   const bool r_intra = has_score(Score::kRIntra);
   const int k = bundle_.k;
   const std::int64_t hw = bundle_.height * bundle_.width;
+  if (backend_->runs_pipeline()) {
+    for (const Chunk& c : plan_chunks(images.n, options_.max_batch)) {
+      backend_->score_chunk(images, c.start, c.count, out, want_maps);
+    }
+    return;
+  }
   const std::int64_t chunk = std::min(images.n, options_.max_batch);
   const auto size = [&](std::int64_t per_image) { return static_cast<size_t>(chunk * per_image); };
   // Per-call workspace: calls on several threads never share buffers.
@@ -96,8 +128,9 @@ void Engine::score(const ImageBatch& images, const ScoreOutputs& out) const {
   // Refiners' inputs: R_dual reads [A_inter, A_intra] as two channels, R_intra [A_intra].
   std::vector<float> dual_in(r_dual ? size(2 * hw) : 0), intra_in(r_intra ? size(hw) : 0);
   std::vector<float> logits(r_dual || r_intra ? size(2 * hw) : 0);
-  for (std::int64_t start = 0; start < images.n; start += chunk) {
-    const std::int64_t b = std::min(chunk, images.n - start);
+  for (const Chunk& c : plan_chunks(images.n, options_.max_batch)) {
+    const std::int64_t start = c.start;
+    const std::int64_t b = c.count;
     const auto user_map = [&](Score s) -> MapOut {
       return {want_maps ? out.map(s) + start * hw : nullptr, hw};
     };
@@ -155,7 +188,7 @@ void Engine::score(const ImageBatch& images, const ScoreOutputs& out) const {
 }
 
 std::map<std::string, std::string> Engine::info() const {
-  return {
+  std::map<std::string, std::string> info{
       {"backend", backend_->name()},
       {"device", backend_->device()},
       {"device_reason", device_reason_},
@@ -163,15 +196,31 @@ std::map<std::string, std::string> Engine::info() const {
       {"precision_reason", backend_->precision_reason()},
       {"refine_impl", backend_->refine_impl()},
   };
+  for (auto& [key, value] : backend_->extra_info()) info[key] = value;
+  return info;
 }
 
 std::map<std::string, std::string> build_info() {
-  return {
+  std::map<std::string, std::string> info{
       {"version", DDAD_RT_VERSION},
       {"openvino", cpu::openvino_version()},
       {"cuda_kernels", "false"},
       {"tensorrt", "false"},
+      {"cuda_architectures", ""},
+      {"cuda_runtime", ""},
+      {"tensorrt_headers", ""},
   };
+#if defined(DDAD_RT_HAVE_CUDA)
+  info["cuda_kernels"] = "true";
+  info["cuda_architectures"] = cuda::compiled_architectures();
+  info["cuda_runtime"] = std::to_string(CUDART_VERSION / 1000) + "." +
+                         std::to_string((CUDART_VERSION % 1000) / 10);
+#endif
+#if defined(DDAD_RT_HAVE_TENSORRT)
+  info["tensorrt"] = "true";
+  info["tensorrt_headers"] = trt::headers_version();
+#endif
+  return info;
 }
 
 }  // namespace ddad_rt

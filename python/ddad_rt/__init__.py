@@ -10,10 +10,13 @@ Example:
 from ddad_rt._core import BundleError, EngineError
 from ddad_rt._core import build_info as _build_info
 from ddad_rt.engine import Engine, ScoreResult
+from ddad_rt.gpu import cuda_status, register_tensorrt_lib_dirs
 from ddad_rt.metrics import average_precision, roc_auc
 from ddad_rt.preprocess import load_image, load_images, to_model_input
 
 __version__ = "0.1.0"
+
+register_tensorrt_lib_dirs()
 
 __all__ = [
     "BundleError",
@@ -22,6 +25,7 @@ __all__ = [
     "ScoreResult",
     "average_precision",
     "build_info",
+    "cuda_status",
     "load_image",
     "load_images",
     "roc_auc",
@@ -34,6 +38,8 @@ def build_info() -> dict:
 
     Returns:
         dict with ``version``, ``openvino`` (version string), ``cuda_kernels`` and
-        ``tensorrt`` (bools), ``bundle_format_version``.
+        ``tensorrt`` (bools: the CUDA kernels and the TensorRT backend are compiled in),
+        ``cuda_architectures`` (e.g. "sm_75 ... sm_120 compute_120"), ``cuda_runtime``,
+        ``tensorrt_headers`` (the TensorRT version built against), ``bundle_format_version``.
     """
     return dict(_build_info())

@@ -105,10 +105,25 @@ def cmd_bench(a: argparse.Namespace) -> int:
     out = Path(a.out)
     command = "ddad-rt " + " ".join(sys.argv[1:]) if a.command_line is None else a.command_line
     inference = precision = training = None
+    if a.device == "cuda":
+        from ddad_rt.bench import gpu_problems
+
+        if problems := gpu_problems():
+            raise SystemExit("error: ddad-rt bench --device cuda needs a usable NVIDIA GPU: " +
+                             "; ".join(problems))
+        if a.accuracy_bundle or a.train_data:
+            raise SystemExit("error: --device cuda times GPU inference only; run the accuracy "
+                             "and training parts without it")
+        # One host thread count: the GPU does the work.
+        threads = (max(threads),)
     if not a.skip_inference:
         inference = run_inference_bench(out, threads=threads, rounds=a.rounds, data=a.data,
-                                        min_seconds=a.min_seconds, command=command)
+                                        min_seconds=a.min_seconds, command=command,
+                                        device=a.device, batch=a.batch)
         print(markdown(inference["report"], inference["meta"]))
+        if a.device == "cuda":
+            print(f"wrote {out}/")
+            return 0
     if a.accuracy_bundle:
         from ddad_rt.precision import check_precision
 
@@ -145,12 +160,25 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_engine(a: argparse.Namespace) -> int:
+    from ddad_rt.gpu import build_engines
+
+    info = build_engines(a.bundle, max_batch=a.max_batch, precision=a.precision,
+                         cache_dir=a.cache_dir)
+    print(f"GPU         {info['gpu']}, TensorRT {info['tensorrt']} ({info['tensorrt_library']})")
+    print(f"precision   {info['precision']} ({info['precision_reason']}), batch 1-{info['max_batch']}")
+    print(f"cache       {info['engine_cache_dir']}")
+    for entry in info["engine_cache"].split("; "):
+        print(f"  {entry}")
+    return 0
+
+
 def cmd_info(a: argparse.Namespace) -> int:
     import ddad_rt
     from ddad_rt.bundle import read_manifest
 
     if a.bundle is None:
-        print(json.dumps(ddad_rt.build_info(), indent=2))
+        print(json.dumps({"build": ddad_rt.build_info(), "cuda": ddad_rt.cuda_status()}, indent=2))
         return 0
     m = read_manifest(a.bundle, verify=True)
     t = m.get("training", {})
@@ -279,11 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_check_precision)
 
     b = sub.add_parser(
-        "bench", help="CPU speed and memory, side by side: engine vs ONNX Runtime vs the authors' "
-                      "PyTorch loop (and training: batched module vs one member at a time)",
+        "bench", help="speed and memory, side by side: engine vs ONNX Runtime vs the authors' "
+                      "PyTorch loop, on the CPU or a GPU (and training: batched module vs one "
+                      "member at a time)",
         description="Run on a quiet machine. Each contender runs in its own process, the "
                     "contenders alternate, and the report gives medians and ratios.")
     b.add_argument("--out", default="bench_out", help="folder for the JSON and Markdown reports")
+    b.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="cuda: PyTorch on the GPU vs ONNX Runtime's CUDA provider (when "
+                        "installed) vs the TensorRT engine at fp32 and fp16")
+    b.add_argument("--batch", type=int, default=None,
+                   help="throughput batch (default: 64 on the CPU, 256 on a GPU)")
     b.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     b.add_argument("--rounds", type=int, default=5)
     b.add_argument("--data", default=None, help="dataset with a test split for the images (default: synthetic)")
@@ -300,7 +334,22 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     b.set_defaults(func=cmd_bench)
 
-    i = sub.add_parser("info", help="describe a bundle (verifying its hashes), or this build")
+    g = sub.add_parser(
+        "build-engine", help="build the TensorRT engines of a bundle into the engine cache (GPU)",
+        description="Builds the bundle's TensorRT engines for this GPU, TensorRT version, "
+                    "precision and batch range, and caches them, so that engines created later "
+                    "load in seconds instead of building for minutes. Edge devices run it once "
+                    "at install time. Cached engines that are stale or corrupt are rebuilt.")
+    g.add_argument("bundle")
+    g.add_argument("--max-batch", type=int, default=64,
+                   help="largest batch the engines serve (default: 64; use the Engine's value)")
+    g.add_argument("--precision", default="default", choices=["default", "fp16", "fp32"],
+                   help="default: fp16")
+    g.add_argument("--cache-dir", default=None,
+                   help="engine cache folder (default: $DDAD_RT_CACHE_DIR or ~/.cache/ddad_rt/tensorrt)")
+    g.set_defaults(func=cmd_build_engine)
+
+    i = sub.add_parser("info", help="describe a bundle (verifying its hashes), or this build and its GPU support")
     i.add_argument("bundle", nargs="?", default=None)
     i.set_defaults(func=cmd_info)
     return p

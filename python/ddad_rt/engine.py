@@ -40,10 +40,17 @@ class Engine:
 
     Args:
         bundle: bundle directory (holding manifest.json).
-        device: "auto" (GPU when usable, else CPU), "cpu" or "cuda".
-        precision: "fp32" (or "auto").
-        max_batch: larger batches are split inside the engine.
+        device: "auto" (GPU when usable, else CPU; ``info["device_reason"]`` says why),
+            "cpu" or "cuda" (raises EngineError naming what is missing when unusable).
+        precision: "default" (fp32 on the CPU, fp16 on a GPU), "fp32" (on a GPU with TF32
+            off), "fp16" (GPU), "bf16" (CPUs with native bf16), or "auto" (CPU: bf16 when the
+            CPU has it and the bundle passed ``ddad-rt check-precision``, else fp32; GPU: fp16).
+        max_batch: larger batches are split inside the engine; on a GPU the TensorRT engines
+            serve every batch from 1 to max_batch.
         num_threads: CPU threads for the backend (0 = all cores).
+        cache_dir: where the GPU backend caches built TensorRT engines (default:
+            ``$DDAD_RT_CACHE_DIR``, else ``~/.cache/ddad_rt/tensorrt``). The first engine on a
+            GPU builds them (minutes); later ones load them (seconds).
 
     Raises:
         ddad_rt.BundleError: the bundle is missing, malformed or fails its hash check.
@@ -57,16 +64,20 @@ class Engine:
         (8,)
     """
 
-    def __init__(self, bundle: str | os.PathLike, device: str = "auto", precision: str = "fp32",
-                 max_batch: int = 64, num_threads: int = 0) -> None:
+    def __init__(self, bundle: str | os.PathLike, device: str = "auto",
+                 precision: str = "default", max_batch: int = 64, num_threads: int = 0,
+                 cache_dir: str | os.PathLike | None = None) -> None:
         self._engine = _core.Engine(os.fspath(bundle), device, precision, int(max_batch),
-                                    int(num_threads))
+                                    int(num_threads),
+                                    os.fspath(cache_dir) if cache_dir is not None else "")
         self.manifest: dict = json.loads(self._engine.manifest_json)
 
     @property
     def info(self) -> dict:
-        """backend, device (and why), precision, image_size, k, backbone, scores,
-        default_score, bundle_version, bundle_identity, max_batch, num_threads."""
+        """backend, device (and why), precision (and why), image_size, k, backbone, scores,
+        default_score, bundle_version, bundle_identity, max_batch, num_threads; on a GPU
+        also gpu, tensorrt, tensorrt_library, engine_cache_dir and engine_cache (per graph:
+        loaded from the cache, or built and why)."""
         return dict(self._engine.info)
 
     @property

@@ -89,3 +89,19 @@ def engine(bundle):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run only where device="cuda" works; elsewhere they are skipped
+    with the reasons (no GPU, no driver, no TensorRT backend or library)."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
+        return
+    import ddad_rt
+
+    status = ddad_rt.cuda_status()
+    if status["usable"]:
+        return
+    skip = pytest.mark.skip(reason="no usable GPU here: " + "; ".join(status["problems"]))
+    for item in gpu_items:
+        item.add_marker(skip)

@@ -57,8 +57,9 @@ def test_contenders_compute_the_same_scores_and_the_report_uses_them(bench_dir):
             assert per[c]["max_abs_score_diff_vs_reference"] < 1e-4, (path, c)
         run = next(r for r in results if r["path"] == path and r["contender"] == "engine-fp32")
         assert set(run["scores"]) == keys
+        assert run["batch"] == 64 and len(run["scores"]["rec"]) == 64  # 8 images, repeated
         assert per["engine-fp32"]["b64_images_per_s"] == pytest.approx(
-            8 / np.median(run["batch_seconds"]))
+            64 / np.median(run["batch_seconds"]))
         assert per["engine-fp32"]["gflops_b64"] == pytest.approx(
             flops[path] * per["engine-fp32"]["b64_images_per_s"] / 1e9)
     rd = report["paths"]["r_dual"]
@@ -117,3 +118,29 @@ def test_worker_peak_memory_is_its_own_not_its_parents():
                                  check=True).stdout)
     assert 5 < child < 300, child
     del ballast
+
+
+def test_gpu_report_gives_ratios_without_the_cpu_gates():
+    # The GPU run (ddad-rt bench --device cuda) cannot run here; its report code can.
+    from ddad_rt.bench.report import markdown, summarize
+
+    def run(contender, per_call, latency):
+        return {"contender": contender, "path": "r_dual", "threads": 2, "device": "cuda",
+                "batch": 256, "batch_seconds": [per_call] * 3, "latency_seconds": [latency] * 4,
+                "peak_rss_mb": 100.0, "scores": {"r_dual": [0.5, 0.25]}}
+
+    results = [run("reference", 0.5, 0.004), run("onnxruntime", 0.1, 0.002),
+               run("engine-fp32", 0.05, 0.001), run("engine-fp16", 0.025, 0.001)]
+    report = summarize(results, {}, {"r_dual": 1e9}, gates=False)["2"]
+    assert report["gates"] == []
+    assert report["ratios"]["engine_vs_ort_b64"] == pytest.approx(2.0)
+    assert report["ratios"]["fp16_vs_ort_b64"] == pytest.approx(4.0)
+    assert report["ratios"]["fp16_vs_reference_b64"] == pytest.approx(20.0)
+    assert report["ratios"]["engine_vs_ort_p50"] == pytest.approx(0.5)
+    assert report["paths"]["r_dual"]["engine-fp16"]["b64_images_per_s"] == pytest.approx(256 / 0.025)
+    meta = {"device": "cuda", "batch": 256, "gpu": "Test GPU", "k": 3, "image_size": 64,
+            "weights": "w", "images": "i", "rounds": 3, "flops": {"maps": 1e8, "r_dual": 1e9},
+            "command": "ddad-rt bench --device cuda", "notes": ["ONNX Runtime left out"]}
+    md = markdown({"2": report}, meta)
+    assert "GPU (Test GPU)" in md and "img/s (batch 256)" in md
+    assert "| fp16_vs_ort_b64 | 4.00 |" in md and "gate" not in md

@@ -165,22 +165,6 @@ def test_engine_info_describes_the_bundle(engine, bundle):
     assert info["bundle_identity"] == engine.manifest["identity"]
 
 
-def test_auto_device_falls_back_to_cpu_and_says_why(bundle):
-    import ddad_rt
-
-    e = ddad_rt.Engine(bundle, device="auto")
-    assert e.info["device"] == "cpu"
-    assert "TensorRT" in e.info["device_reason"]
-
-
-def test_build_info():
-    import ddad_rt
-
-    info = ddad_rt.build_info()
-    assert info["cuda_kernels"] is False and info["tensorrt"] is False
-    assert info["openvino"].startswith("2026.4.1")
-
-
 def test_ensemble_layouts_compute_the_same_function(trained, tmp_path, rng):
     # "parallel" (the default export: 2K plain branches) and "grouped" (the training form)
     # are two graphs of one function.

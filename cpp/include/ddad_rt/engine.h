@@ -20,13 +20,16 @@ class Backend;
 
 //! How to build an engine.
 struct EngineOptions {
-  std::string device = "auto";     //!< "auto", "cpu" or "cuda"
-  //! "fp32"; "bf16" (CPUs with native bf16: AVX512_BF16 or AMX); "auto" = bf16 where the
-  //! CPU has it natively and the bundle's precision check passed, else fp32. ("fp16" is for
-  //! GPU backends.)
-  std::string precision = "fp32";
+  std::string device = "auto";     //!< "auto" (GPU when usable, else CPU), "cpu" or "cuda"
+  //! "default": fp32 on the CPU, fp16 on a GPU. "fp32" (on a GPU: TF32 off); "fp16" (GPU);
+  //! "bf16" (CPUs with native bf16: AVX512_BF16 or AMX); "auto": on the CPU bf16 where the
+  //! CPU has it natively and the bundle's precision check passed, else fp32; on a GPU fp16.
+  std::string precision = "default";
   std::int64_t max_batch = 64;     //!< larger batches are split inside the engine
   int num_threads = 0;             //!< CPU threads for the backend; 0 = all cores
+  //! Where the GPU backend caches its TensorRT engines; empty = $DDAD_RT_CACHE_DIR, else
+  //! $XDG_CACHE_HOME/ddad_rt/tensorrt, else ~/.cache/ddad_rt/tensorrt.
+  std::string cache_dir;
 };
 
 //! Where score() writes, indexed by Score. Scores are [n]; maps are [n, h, w]. Every score
@@ -59,7 +62,8 @@ class Engine {
   //! True when the bundle provides score `s`.
   bool has_score(Score s) const { return has_[static_cast<int>(s)]; }
   const EngineOptions& options() const { return options_; }
-  //! Backend name ("openvino"), device ("cpu") and precision, and why those were chosen.
+  //! Backend name ("openvino", "tensorrt"), device ("cpu", "cuda") and precision, and why
+  //! those were chosen; on a GPU also the GPU, the TensorRT version and the engine cache.
   std::map<std::string, std::string> info() const;
 
  private:
@@ -70,7 +74,9 @@ class Engine {
   std::array<bool, kNumScores> has_{};
 };
 
-//! What this build contains (backends, kernels, versions).
+//! What this build contains (backends, kernels, versions): "version", "openvino",
+//! "cuda_kernels" and "tensorrt" ("true"/"false"), "cuda_architectures", "cuda_runtime",
+//! "tensorrt_headers".
 std::map<std::string, std::string> build_info();
 
 }  // namespace ddad_rt

@@ -292,9 +292,9 @@ class OpenVinoBackend final : public Backend {
 
  private:
   void choose_precision(const Bundle& bundle, const std::string& requested) {
-    if (requested == "fp32") {
+    if (requested == "fp32" || requested == "default") {
       precision_ = "fp32";
-      precision_reason_ = "requested";
+      precision_reason_ = requested == "fp32" ? "requested" : "default on the CPU";
       return;
     }
     if (requested == "fp16") {

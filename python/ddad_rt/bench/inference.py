@@ -126,7 +126,7 @@ def run_worker(spec: dict, timeout: float = 900) -> dict:
 def run_rounds(bench_dir: str | Path, threads: list[int], rounds: int,
                contenders: tuple[str, ...] = CONTENDERS, paths: tuple[str, ...] = PATHS,
                min_seconds: float = 2.0, latency_images: int = N_IMAGES,
-               progress: bool = True) -> list[dict]:
+               progress: bool = True, device: str = "cpu", batch: int = 64) -> list[dict]:
     """All (contender, path) measurements, ``rounds`` times each per thread count, in
     alternating order."""
     from tqdm.auto import tqdm
@@ -137,7 +137,8 @@ def run_rounds(bench_dir: str | Path, threads: list[int], rounds: int,
     for t, r, c, p in bar:
         bar.set_postfix_str(f"{t} thr, round {r + 1}, {c}, {p}")
         res = run_worker({"contender": c, "path": p, "threads": t, "bench_dir": str(bench_dir),
-                          "min_seconds": min_seconds, "latency_images": latency_images})
+                          "min_seconds": min_seconds, "latency_images": latency_images,
+                          "device": device, "batch": batch})
         res["round"] = r
         results.append(res)
     return results

@@ -25,7 +25,8 @@ def _stats(runs: list[dict], flops_per_image: float, peak_gflops: float | None) 
     ips = batch / float(np.median(calls))
     out = {
         "rounds": len(runs),
-        "b64_images_per_s": ips,
+        "batch": batch,
+        "b64_images_per_s": ips,  # at the bench batch (64 on the CPU, 256 on a GPU)
         "b1_p50_ms": 1e3 * float(np.percentile(lat, 50)),
         "b1_p99_ms": 1e3 * float(np.percentile(lat, 99)),
         "b1_images_per_s": len(lat) / float(lat.sum()),
@@ -37,7 +38,8 @@ def _stats(runs: list[dict], flops_per_image: float, peak_gflops: float | None) 
     return out
 
 
-def summarize(results: list[dict], sgemm: dict[int, dict], flops: dict[str, float]) -> dict:
+def summarize(results: list[dict], sgemm: dict[int, dict], flops: dict[str, float],
+              gates: bool = True) -> dict:
     """Per thread count: stats per contender and path, parity against the reference loop,
     the gate ratios and verdicts.
 
@@ -45,6 +47,7 @@ def summarize(results: list[dict], sgemm: dict[int, dict], flops: dict[str, floa
         results: worker outputs (see ddad_rt.bench.worker.measure).
         sgemm: thread count -> sgemm_peak output.
         flops: path -> nominal FLOPs per image.
+        gates: judge the CPU gates of issue 4 (the GPU run reports ratios only).
     """
     grouped: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
@@ -77,14 +80,18 @@ def summarize(results: list[dict], sgemm: dict[int, dict], flops: dict[str, floa
                                                 rd["reference"]["b1_images_per_s"])
             ratios["engine_vs_reference_b64"] = (rd["engine-fp32"]["b64_images_per_s"] /
                                                  rd["reference"]["b64_images_per_s"])
-        if "engine-bf16" in rd and "onnxruntime" in rd:
-            ratios["bf16_vs_ort_b64"] = (rd["engine-bf16"]["b64_images_per_s"] /
-                                         rd["onnxruntime"]["b64_images_per_s"])
+        for low in ("bf16", "fp16"):
+            if f"engine-{low}" in rd and "onnxruntime" in rd:
+                ratios[f"{low}_vs_ort_b64"] = (rd[f"engine-{low}"]["b64_images_per_s"] /
+                                               rd["onnxruntime"]["b64_images_per_s"])
+            if f"engine-{low}" in rd and "reference" in rd:
+                ratios[f"{low}_vs_reference_b64"] = (rd[f"engine-{low}"]["b64_images_per_s"] /
+                                                     rd["reference"]["b64_images_per_s"])
         section["ratios"] = ratios
         section["gates"] = [
             {"gate": name, "ratio": ratios[key], "target": f"{op} {thr}",
              "passed": ratios[key] >= thr if op == ">=" else ratios[key] <= thr}
-            for name, key, op, thr in GATES if key in ratios]
+            for name, key, op, thr in GATES if gates and key in ratios]
         report[str(t)] = section
     return report
 
@@ -96,12 +103,16 @@ def markdown(report: dict, meta: dict) -> str:
              f"{meta.get('rounds')} rounds, contenders alternating, each in its own process. "
              f"Nominal FLOPs per image: A-maps {meta['flops']['maps'] / 1e9:.3f} GFLOP, "
              f"R_dual path {meta['flops']['r_dual'] / 1e9:.3f} GFLOP.")
-    lines = [f"# ddad_rt CPU inference benchmark ({meta.get('date', '')})", "", about, "",
+    gpu = meta.get("device") == "cuda"
+    batch = meta.get("batch", 64)
+    where = f"GPU ({meta.get('gpu', '?')})" if gpu else "CPU"
+    lines = [f"# ddad_rt {where} inference benchmark ({meta.get('date', '')})", "", about, "",
              f"Command: `{meta.get('command')}`", ""]
+    lines += [f"Note: {n}" for n in meta.get("notes", [])]
     for t, sec in report.items():
         peak = sec.get("sgemm_gflops")
         lines += [f"## {t} thread(s)" + (f" - sgemm peak {peak:.0f} GFLOP/s" if peak else ""), "",
-                  ("| path | contender | img/s (batch 64) | GFLOP/s | % of sgemm | p50 ms (batch 1) "
+                  (f"| path | contender | img/s (batch {batch}) | GFLOP/s | % of sgemm | p50 ms (batch 1) "
                    "| p99 ms (batch 1) | peak RSS MB | max score diff vs reference |"),
                   "|---|---|---|---|---|---|---|---|---|"]
         for path, per in sec["paths"].items():
@@ -113,6 +124,11 @@ def markdown(report: dict, meta: dict) -> str:
                     f"{'' if frac is None else f'{100 * frac:.0f}%'} | {s['b1_p50_ms']:.2f} | "
                     f"{s['b1_p99_ms']:.2f} | {s['peak_rss_mb']:.0f} | "
                     f"{'' if diff is None else f'{diff:.1e}'} |")
+        if gpu:
+            lines += ["", "| ratio | value |", "|---|---|"]
+            lines += [f"| {k} | {v:.2f} |" for k, v in sec["ratios"].items()]
+            lines.append("")
+            continue
         lines += ["", "| gate | ratio | target | passed |", "|---|---|---|---|"]
         for g in sec["gates"]:
             lines.append(f"| {g['gate']} | {g['ratio']:.2f} | {g['target']} | "

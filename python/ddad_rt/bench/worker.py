@@ -4,8 +4,9 @@ warm caches and peak memory are its own:
     python -m ddad_rt.bench.worker SPEC_JSON
 
 SPEC_JSON names the contender, the path ("maps": A_rec/A_intra/A_inter only; "r_dual": up to
-the refined score), the bench directory (bundles, PyTorch weights, images) and the thread
-count. The worker scores a batch of 64 repeatedly (throughput), then single images (latency),
+the refined score), the bench directory (bundles, PyTorch weights, images), the thread count,
+the device ("cpu" or "cuda") and the batch. The worker scores a batch (64 on the CPU, 256 on a
+GPU) repeatedly (throughput), then single images (latency),
 and prints one JSON line: per-call seconds, latencies, the batch's scores (so the parent can
 check that every contender computes the same thing) and the process's peak resident memory.
 """
@@ -21,6 +22,9 @@ from pathlib import Path
 import numpy as np
 
 CONTENDERS = ("reference", "onnxruntime", "engine-fp32", "engine-bf16")
+#: On a GPU: the authors' loop in PyTorch on CUDA, ONNX Runtime's CUDA provider, the engine
+#: (TensorRT) at fp32 and fp16.
+GPU_CONTENDERS = ("reference", "onnxruntime", "engine-fp32", "engine-fp16")
 PATHS = ("maps", "r_dual")
 
 
@@ -33,19 +37,20 @@ class Reference:
     """The authors' evaluation loop: PyTorch eager, the 2K members called one after another
     on each batch, maps in torch, then the refinement network."""
 
-    def __init__(self, bench_dir: Path, path: str, threads: int) -> None:
+    def __init__(self, bench_dir: Path, path: str, threads: int, device: str = "cpu") -> None:
         import torch
         from ddad_train.models import AE, RefineNet
 
         torch.set_num_threads(threads)
         self.torch = torch
+        self.device = torch.device(device)
         state = torch.load(bench_dir / "weights.pt", weights_only=True)
         cfg = state["config"]
 
         def ae(sd):
             m = AE(cfg["latent_size"], cfg["mp"], cfg["image_size"])
             m.load_state_dict(sd)
-            return m.eval()
+            return m.eval().to(self.device)
 
         self.udm = [ae(sd) for sd in state["udm"]]
         self.ndm = [ae(sd) for sd in state["ndm"]]
@@ -53,12 +58,12 @@ class Reference:
         if path == "r_dual":
             self.refine = RefineNet(2)
             self.refine.load_state_dict(state["refine_dual"])
-            self.refine.eval()
+            self.refine.eval().to(self.device)
 
     def __call__(self, images_u8: np.ndarray) -> dict[str, np.ndarray]:
         torch = self.torch
         with torch.no_grad():
-            x = torch.from_numpy(_unit_to_net(images_u8)).unsqueeze(1)
+            x = torch.from_numpy(_unit_to_net(images_u8)).unsqueeze(1).to(self.device)
             ra = torch.cat([m(x) for m in self.udm], dim=1)
             rb = torch.cat([m(x) for m in self.ndm], dim=1)
             mu_a, mu_b = ra.mean(dim=1, keepdim=True), rb.mean(dim=1, keepdim=True)
@@ -70,20 +75,21 @@ class Reference:
             if self.refine is not None:
                 prob = torch.softmax(self.refine(torch.cat([a_inter, a_intra], dim=1)), dim=1)
                 scores["r_dual"] = prob[:, 1].mean(dim=(1, 2))
-        return {k: v.numpy() for k, v in scores.items()}
+        return {k: v.cpu().numpy() for k, v in scores.items()}  # .cpu() waits for the GPU
 
 
 class OnnxRuntime:
-    """The bundle's graphs in ONNX Runtime, maps, softmax and scores in NumPy."""
+    """The bundle's graphs in ONNX Runtime (its CUDA provider on a GPU), maps, softmax and
+    scores in NumPy."""
 
-    def __init__(self, bench_dir: Path, path: str, threads: int) -> None:
+    def __init__(self, bench_dir: Path, path: str, threads: int, device: str = "cpu") -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         bundle = bench_dir / ("bundle" if path == "r_dual" else "bundle_maps")
-        providers = ["CPUExecutionProvider"]
+        providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
         self.ensemble = ort.InferenceSession(str(bundle / "ensemble.onnx"), opts, providers=providers)
         self.refine = (ort.InferenceSession(str(bundle / "refine_dual.onnx"), opts, providers=providers)
                        if path == "r_dual" else None)
@@ -107,33 +113,40 @@ class OnnxRuntime:
 class EngineContender:
     """ddad_rt.Engine.score end to end (uint8 in, scores out)."""
 
-    def __init__(self, bench_dir: Path, path: str, threads: int, precision: str) -> None:
+    def __init__(self, bench_dir: Path, path: str, threads: int, precision: str,
+                 device: str = "cpu", max_batch: int = 64) -> None:
         from ddad_rt import Engine
 
         bundle = bench_dir / ("bundle" if path == "r_dual" else "bundle_maps")
-        self.engine = Engine(bundle, device="cpu", precision=precision, num_threads=threads)
+        # On a GPU the engines are built once into the bench folder's cache, not timed.
+        self.engine = Engine(bundle, device=device, precision=precision, num_threads=threads,
+                             max_batch=max_batch, cache_dir=bench_dir / "trt_cache")
 
     def __call__(self, images_u8: np.ndarray) -> dict[str, np.ndarray]:
         return self.engine.score(images_u8).scores
 
 
-def make(contender: str, bench_dir: Path, path: str, threads: int):
+def make(contender: str, bench_dir: Path, path: str, threads: int, device: str = "cpu",
+         batch: int = 64):
     if contender == "reference":
-        return Reference(bench_dir, path, threads)
+        return Reference(bench_dir, path, threads, device)
     if contender == "onnxruntime":
-        return OnnxRuntime(bench_dir, path, threads)
+        return OnnxRuntime(bench_dir, path, threads, device)
     if contender.startswith("engine-"):
-        return EngineContender(bench_dir, path, threads, contender.removeprefix("engine-"))
-    msg = f"unknown contender {contender!r}; expected one of {CONTENDERS}"
+        return EngineContender(bench_dir, path, threads, contender.removeprefix("engine-"),
+                               device, max_batch=batch)
+    msg = f"unknown contender {contender!r}; expected one of {CONTENDERS + GPU_CONTENDERS}"
     raise ValueError(msg)
 
 
 def measure(spec: dict) -> dict:
     bench_dir = Path(spec["bench_dir"])
     images = np.load(bench_dir / "images.npy")
-    batch = images[: spec.get("batch", 64)]
+    size = spec.get("batch", 64)
+    batch = np.resize(images, (size, *images.shape[1:]))  # the images repeated up to `size`
     t0 = time.perf_counter()
-    run = make(spec["contender"], bench_dir, spec["path"], spec["threads"])
+    run = make(spec["contender"], bench_dir, spec["path"], spec["threads"],
+               spec.get("device", "cpu"), size)
     load_s = time.perf_counter() - t0
 
     scores = run(batch)  # warm-up; also the scores the parent compares
@@ -156,7 +169,7 @@ def measure(spec: dict) -> dict:
 
     return {
         "contender": spec["contender"], "path": spec["path"], "threads": spec["threads"],
-        "batch": len(batch), "load_seconds": load_s, "batch_seconds": calls,
+        "device": spec.get("device", "cpu"), "batch": len(batch), "load_seconds": load_s, "batch_seconds": calls,
         "latency_seconds": latencies,
         "scores": {k: np.asarray(v, np.float64).tolist() for k, v in scores.items()},
         "peak_rss_mb": peak_rss_mb(),
