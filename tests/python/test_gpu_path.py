@@ -92,13 +92,6 @@ def test_auto_device_falls_back_to_cpu_and_says_why(bundle, rng):
         np.testing.assert_array_equal(v, cpu[k])
 
 
-def test_precision_default_is_fp32_on_the_cpu_and_fp16_is_refused_there(bundle):
-    e = ddad_rt.Engine(bundle, device="cpu")
-    assert e.info["precision"] == "fp32" and e.info["precision_reason"] == "default on the CPU"
-    with pytest.raises(ddad_rt.EngineError, match="GPU precision"):
-        ddad_rt.Engine(bundle, device="cpu", precision="fp16")
-
-
 def test_tensorrt_is_looked_for_in_the_env_folder_and_pip_packages(tmp_path, monkeypatch):
     # A pip-installed TensorRT puts its libraries in the tensorrt_libs package.
     pkg = tmp_path / "site" / "tensorrt_libs"

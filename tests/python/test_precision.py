@@ -33,6 +33,8 @@ def own_bundle(bundle, tmp_path):
 
 def test_fp32_is_the_default_and_says_so(bundle):
     info = ddad_rt.Engine(bundle, device="cpu").info
+    assert (info["precision"], info["precision_reason"]) == ("fp32", "default on the CPU")
+    info = ddad_rt.Engine(bundle, device="cpu", precision="fp32").info
     assert (info["precision"], info["precision_reason"]) == ("fp32", "requested")
 
 

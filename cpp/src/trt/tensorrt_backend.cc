@@ -12,6 +12,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -143,15 +144,17 @@ struct Api {
   std::string version;  // of the loaded libnvinfer
   std::string path;
 
+  // The library reads these pointers as ILogger* and INetworkDefinition*: pass exactly those.
+  static void* log_ptr() { return static_cast<nv::ILogger*>(&logger()); }
   nv::IBuilder* builder() const {
-    return static_cast<nv::IBuilder*>(create_builder(&logger(), NV_TENSORRT_VERSION));
+    return static_cast<nv::IBuilder*>(create_builder(log_ptr(), NV_TENSORRT_VERSION));
   }
   nv::IRuntime* runtime() const {
-    return static_cast<nv::IRuntime*>(create_runtime(&logger(), NV_TENSORRT_VERSION));
+    return static_cast<nv::IRuntime*>(create_runtime(log_ptr(), NV_TENSORRT_VERSION));
   }
   nvonnxparser::IParser* parser(nv::INetworkDefinition& network) const {
-    return static_cast<nvonnxparser::IParser*>(
-        create_parser(&network, &logger(), NV_ONNX_PARSER_VERSION));
+    return static_cast<nvonnxparser::IParser*>(create_parser(
+        static_cast<void*>(&network), log_ptr(), NV_ONNX_PARSER_VERSION));
   }
 };
 
@@ -218,8 +221,9 @@ std::shared_ptr<Api> load_api(const std::vector<std::string>& dirs, std::string&
   api->version = version_string(v);
   if (v / 10000 != NV_TENSORRT_MAJOR || v < NV_TENSORRT_VERSION_INT(10, 1, 0)) {
     problem = api->path + " is TensorRT " + api->version + ", but this build was compiled "
-              "against TensorRT " + headers_version() + " headers: install TensorRT " + major +
-              ".x (10.1 or newer), or rebuild ddad_rt against the installed one";
+              "against TensorRT " + headers_version() + " headers: install TensorRT " +
+              (NV_TENSORRT_MAJOR == 10 ? std::string("10.1 or a newer 10.x") : major + ".x") +
+              ", or rebuild ddad_rt against the installed one";
     return nullptr;
   }
   loaded_api = api;
@@ -246,17 +250,26 @@ nv::Dims4 batch_dims(const nv::Dims& graph_dims, std::int64_t batch, std::int64_
 // casting the input to fp16 and the outputs back to fp32 (the engine's I/O stays fp32).
 class Fp16Weights {
  public:
-  nv::Weights convert(const nv::Weights& w) {
-    if (w.type != nv::DataType::kFLOAT || w.count == 0 || w.values == nullptr) return w;
+  // True (and `w` replaced by an fp16 copy) for non-empty fp32 weights; other weights are
+  // left alone, and so is the layer: setting empty weights can mean "from input 1".
+  bool convert(nv::Weights& w) {
+    if (w.type != nv::DataType::kFLOAT || w.count == 0 || w.values == nullptr) return false;
     std::vector<std::uint16_t>& out = store_.emplace_back(static_cast<size_t>(w.count));
     const float* in = static_cast<const float*>(w.values);
     for (std::int64_t i = 0; i < w.count; ++i) out[i] = float_to_half_bits(in[i]);
-    return nv::Weights{nv::DataType::kHALF, out.data(), w.count};
+    w = nv::Weights{nv::DataType::kHALF, out.data(), w.count};
+    return true;
   }
 
  private:
   std::list<std::vector<std::uint16_t>> store_;  // alive until the engine is built
 };
+
+template <typename Layer, typename Get, typename Set>
+void convert_weights(Layer* layer, Fp16Weights& weights, Get get, Set set) {
+  nv::Weights w = (layer->*get)();
+  if (weights.convert(w)) (layer->*set)(w);
+}
 
 void convert_network_to_fp16(nv::INetworkDefinition& net, Fp16Weights& weights) {
   for (std::int32_t i = 0; i < net.getNbLayers(); ++i) {
@@ -264,26 +277,30 @@ void convert_network_to_fp16(nv::INetworkDefinition& net, Fp16Weights& weights) 
     switch (layer->getType()) {
       case nv::LayerType::kCONSTANT: {
         auto* c = static_cast<nv::IConstantLayer*>(layer);
-        c->setWeights(weights.convert(c->getWeights()));
+        convert_weights(c, weights, &nv::IConstantLayer::getWeights, &nv::IConstantLayer::setWeights);
         break;
       }
       case nv::LayerType::kCONVOLUTION: {
         auto* c = static_cast<nv::IConvolutionLayer*>(layer);
-        c->setKernelWeights(weights.convert(c->getKernelWeights()));
-        c->setBiasWeights(weights.convert(c->getBiasWeights()));
+        convert_weights(c, weights, &nv::IConvolutionLayer::getKernelWeights,
+                        &nv::IConvolutionLayer::setKernelWeights);
+        convert_weights(c, weights, &nv::IConvolutionLayer::getBiasWeights,
+                        &nv::IConvolutionLayer::setBiasWeights);
         break;
       }
       case nv::LayerType::kDECONVOLUTION: {
         auto* c = static_cast<nv::IDeconvolutionLayer*>(layer);
-        c->setKernelWeights(weights.convert(c->getKernelWeights()));
-        c->setBiasWeights(weights.convert(c->getBiasWeights()));
+        convert_weights(c, weights, &nv::IDeconvolutionLayer::getKernelWeights,
+                        &nv::IDeconvolutionLayer::setKernelWeights);
+        convert_weights(c, weights, &nv::IDeconvolutionLayer::getBiasWeights,
+                        &nv::IDeconvolutionLayer::setBiasWeights);
         break;
       }
       case nv::LayerType::kSCALE: {
-        auto* s = static_cast<nv::IScaleLayer*>(layer);
-        s->setShift(weights.convert(s->getShift()));
-        s->setScale(weights.convert(s->getScale()));
-        s->setPower(weights.convert(s->getPower()));
+        auto* c = static_cast<nv::IScaleLayer*>(layer);
+        convert_weights(c, weights, &nv::IScaleLayer::getShift, &nv::IScaleLayer::setShift);
+        convert_weights(c, weights, &nv::IScaleLayer::getScale, &nv::IScaleLayer::setScale);
+        convert_weights(c, weights, &nv::IScaleLayer::getPower, &nv::IScaleLayer::setPower);
         break;
       }
       default:
@@ -462,7 +479,11 @@ class TensorRtBackend final : public Backend {
             {"tensorrt_library", api_->path},
             {"engine_cache_dir", cache_dir_},
             {"engine_cache", cache},
-            {"cuda_graphs", "after the first call at each batch size"}};
+            {"cuda_graphs", graph_failures_ == 0
+                                ? "replayed after the first call at each batch size"
+                                : "capture failed " + std::to_string(graph_failures_.load()) +
+                                      " time(s); those calls run without a graph (" +
+                                      last_graph_failure() + ")"}};
   }
 
   void score_chunk(const ImageBatch& images, std::int64_t start, std::int64_t count,
@@ -477,6 +498,10 @@ class TensorRtBackend final : public Backend {
                 static_cast<const char*>(images.data) + static_cast<std::size_t>(start * hw_) * pixel_bytes,
                 in_bytes);
     if (want_maps) slot.ensure_maps(*this);
+    static_assert(static_cast<int>(DType::kUInt8) == static_cast<int>(cuda::RawType::kUInt8) &&
+                      static_cast<int>(DType::kUInt16) == static_cast<int>(cuda::RawType::kUInt16) &&
+                      static_cast<int>(DType::kFloat32) == static_cast<int>(cuda::RawType::kFloat32),
+                  "cuda::RawType mirrors DType");
     const auto type = static_cast<cuda::RawType>(static_cast<int>(images.dtype));
     const GraphKey gkey{static_cast<int>(type), want_maps};
     auto g = plan.graphs.find(gkey);
@@ -534,9 +559,7 @@ class TensorRtBackend final : public Backend {
           return plans.front();
         }
       }
-      if (plans.size() >= kMaxPlansPerSlot) plans.pop_back();
-      plans.emplace_front();
-      Plan& p = plans.front();
+      Plan p;  // complete before it is listed: a failed context leaves no half plan behind
       p.batch = batch;
       p.ensemble = b.context("ensemble", *this, batch, as_floats(x),
                              {as_floats(udm), as_floats(ndm), as_floats(logvar)});
@@ -546,7 +569,9 @@ class TensorRtBackend final : public Backend {
       if (b.has_intra_) {
         p.intra = b.context("refine_intra", *this, batch, as_floats(intra_in), {as_floats(logits)});
       }
-      return p;
+      if (plans.size() >= kMaxPlansPerSlot) plans.pop_back();
+      plans.push_front(std::move(p));
+      return plans.front();
     }
 
     // Map buffers are only allocated when someone asks for maps; graphs that copy maps are
@@ -790,25 +815,41 @@ class TensorRtBackend final : public Backend {
     cudaGraph_t raw_graph = nullptr;
     try {
       enqueue(s, p, type, want_maps, n);
-    } catch (...) {
+    } catch (const std::exception& e) {
+      note_graph_failure(e.what());
       cudaStreamEndCapture(stream, &raw_graph);
       if (raw_graph) cudaGraphDestroy(raw_graph);
       cudaGetLastError();
       return GraphExec();
     }
-    if (cudaStreamEndCapture(stream, &raw_graph) != cudaSuccess || !raw_graph) {
+    if (cudaError_t e = cudaStreamEndCapture(stream, &raw_graph); e != cudaSuccess || !raw_graph) {
+      note_graph_failure(std::string("end capture: ") + cudaGetErrorName(e));
       cudaGetLastError();
       return GraphExec();
     }
     Graph graph(raw_graph);
     cudaGraphExec_t exec = nullptr;
-    if (cudaGraphInstantiate(&exec, graph.get(), 0) != cudaSuccess) {
+    if (cudaError_t e = cudaGraphInstantiate(&exec, graph.get(), 0); e != cudaSuccess) {
+      note_graph_failure(std::string("instantiate: ") + cudaGetErrorName(e));
       cudaGetLastError();
       return GraphExec();
     }
     return GraphExec(exec);
   }
 
+  void note_graph_failure(const std::string& why) {
+    ++graph_failures_;
+    std::lock_guard<std::mutex> lock(graph_failure_mutex_);
+    graph_failure_ = why;
+  }
+  std::string last_graph_failure() const {
+    std::lock_guard<std::mutex> lock(graph_failure_mutex_);
+    return graph_failure_;
+  }
+
+  std::atomic<int> graph_failures_{0};
+  mutable std::mutex graph_failure_mutex_;
+  std::string graph_failure_;
   int device_ = 0;
   int k_;
   std::int64_t height_, width_, hw_;
