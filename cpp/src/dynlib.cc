@@ -27,7 +27,9 @@ std::vector<std::string> split_path_list(const std::string& value) {
 DynLibSearch open_library(const std::string& name, const std::vector<std::string>& dirs,
                           bool global) {
   namespace fs = std::filesystem;
-  const int flags = RTLD_NOW | (global ? RTLD_GLOBAL : RTLD_LOCAL);
+  // RTLD_NODELETE: libraries such as TensorRT register exit handlers; unloading them from a
+  // static destructor (dlclose at process exit) could run those after their code is gone.
+  const int flags = RTLD_NOW | RTLD_NODELETE | (global ? RTLD_GLOBAL : RTLD_LOCAL);
   DynLibSearch result;
   for (const std::string& dir : dirs) {
     const fs::path file = fs::path(dir) / name;

@@ -314,7 +314,8 @@ ddad_rt::trt::PlanKey sample_key() {
 TEST(engine_cache_key_changes_with_everything_a_plan_depends_on) {
   using ddad_rt::trt::PlanKey;
   const PlanKey base = sample_key();
-  std::vector<PlanKey> variants(7, base);
+  std::vector<PlanKey> variants(8, base);
+  variants[7].profiles = 3;
   variants[0].bundle_identity = std::string(64, 'c');
   variants[1].role = "refine_dual";
   variants[2].graph_sha256 = std::string(64, 'd');

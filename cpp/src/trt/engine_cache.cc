@@ -52,7 +52,8 @@ std::string PlanKey::text() const {
     << "max_batch=" << max_batch << "\n"
     << "precision=" << precision << "\n"
     << "tensorrt_version=" << tensorrt_version << "\n"
-    << "compute_capability=" << compute_capability << "\n";
+    << "compute_capability=" << compute_capability << "\n"
+    << "profiles=" << profiles << "\n";
   return s.str();
 }
 

@@ -23,6 +23,7 @@ struct PlanKey {
   std::string precision;           //!< "fp32" or "fp16"
   std::string tensorrt_version;    //!< of the library that builds and runs it, e.g. "10.3.0"
   std::string compute_capability;  //!< of the GPU, e.g. "8.7"
+  int profiles = 1;                //!< identical optimisation profiles (one per slot)
 
   //! The key as text: one "field=value" line per field, in a fixed order.
   std::string text() const;

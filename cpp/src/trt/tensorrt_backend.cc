@@ -100,10 +100,20 @@ class Logger final : public nv::ILogger {
   void log(Severity severity, const char* msg) noexcept override {
     try {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (severity <= Severity::kERROR && errors_.size() < 16) errors_.emplace_back(msg);
+      if (severity <= Severity::kERROR) {
+        if (errors_.size() == 16) errors_.erase(errors_.begin());  // keep the newest
+        errors_.emplace_back(msg);
+      }
       if (severity <= Severity::kWARNING && verbose()) std::fprintf(stderr, "[TensorRT] %s\n", msg);
     } catch (...) {
     }
+  }
+
+  // Forgets earlier errors: called when an operation starts, so that its exception carries
+  // only its own errors.
+  void clear() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    errors_.clear();
   }
 
   // The errors logged since the last call, joined.
@@ -219,10 +229,12 @@ std::shared_ptr<Api> load_api(const std::vector<std::string>& dirs, std::string&
   }
   const std::int32_t v = lib_version();
   api->version = version_string(v);
-  if (v / 10000 != NV_TENSORRT_MAJOR || v < NV_TENSORRT_VERSION_INT(10, 1, 0)) {
+  // TensorRT promises that a newer minor release runs code built against older headers, not
+  // the reverse: the library must be at least the headers' version, of the same major.
+  if (v / 10000 != NV_TENSORRT_MAJOR || v < NV_TENSORRT_VERSION) {
     problem = api->path + " is TensorRT " + api->version + ", but this build was compiled "
               "against TensorRT " + headers_version() + " headers: install TensorRT " +
-              (NV_TENSORRT_MAJOR == 10 ? std::string("10.1 or a newer 10.x") : major + ".x") +
+              headers_version() + " or a newer " + major + ".x" +
               ", or rebuild ddad_rt against the installed one";
     return nullptr;
   }
@@ -266,13 +278,40 @@ class Fp16Weights {
 };
 
 template <typename Layer, typename Get, typename Set>
-void convert_weights(Layer* layer, Fp16Weights& weights, Get get, Set set) {
+bool convert_weights(Layer* layer, Fp16Weights& weights, Get get, Set set) {
   nv::Weights w = (layer->*get)();
-  if (weights.convert(w)) (layer->*set)(w);
+  if (!weights.convert(w)) return false;
+  (layer->*set)(w);
+  return true;
+}
+
+// Kernel and bias of a (de)convolution. A convolution without bias carries empty fp32 bias
+// weights; they must take the kernel's type, unless the bias is an input tensor (input 2).
+template <typename Conv>
+void convert_conv(Conv* c, Fp16Weights& weights) {
+  if (!convert_weights(c, weights, &Conv::getKernelWeights, &Conv::setKernelWeights)) return;
+  if (!convert_weights(c, weights, &Conv::getBiasWeights, &Conv::setBiasWeights) &&
+      c->getBiasWeights().count == 0 && (c->getNbInputs() < 3 || c->getInput(2) == nullptr)) {
+    c->setBiasWeights(nv::Weights{nv::DataType::kHALF, nullptr, 0});
+  }
+}
+
+// Every layer but `except` that reads `from` reads `to` instead.
+void redirect_consumers(nv::INetworkDefinition& net, nv::ITensor* from, nv::ITensor* to,
+                        const nv::ILayer* except) {
+  for (std::int32_t l = 0; l < net.getNbLayers(); ++l) {
+    nv::ILayer* layer = net.getLayer(l);
+    if (layer == except) continue;
+    for (std::int32_t k = 0; k < layer->getNbInputs(); ++k) {
+      if (layer->getInput(k) == from) layer->setInput(k, *to);
+    }
+  }
 }
 
 void convert_network_to_fp16(nv::INetworkDefinition& net, Fp16Weights& weights) {
-  for (std::int32_t i = 0; i < net.getNbLayers(); ++i) {
+  std::vector<nv::IScaleLayer*> scales;
+  const std::int32_t original_layers = net.getNbLayers();
+  for (std::int32_t i = 0; i < original_layers; ++i) {
     nv::ILayer* layer = net.getLayer(i);
     switch (layer->getType()) {
       case nv::LayerType::kCONSTANT: {
@@ -282,43 +321,36 @@ void convert_network_to_fp16(nv::INetworkDefinition& net, Fp16Weights& weights) 
       }
       case nv::LayerType::kCONVOLUTION: {
         auto* c = static_cast<nv::IConvolutionLayer*>(layer);
-        convert_weights(c, weights, &nv::IConvolutionLayer::getKernelWeights,
-                        &nv::IConvolutionLayer::setKernelWeights);
-        convert_weights(c, weights, &nv::IConvolutionLayer::getBiasWeights,
-                        &nv::IConvolutionLayer::setBiasWeights);
+        convert_conv(c, weights);
         break;
       }
       case nv::LayerType::kDECONVOLUTION: {
         auto* c = static_cast<nv::IDeconvolutionLayer*>(layer);
-        convert_weights(c, weights, &nv::IDeconvolutionLayer::getKernelWeights,
-                        &nv::IDeconvolutionLayer::setKernelWeights);
-        convert_weights(c, weights, &nv::IDeconvolutionLayer::getBiasWeights,
-                        &nv::IDeconvolutionLayer::setBiasWeights);
+        convert_conv(c, weights);
         break;
       }
-      case nv::LayerType::kSCALE: {
-        auto* c = static_cast<nv::IScaleLayer*>(layer);
-        convert_weights(c, weights, &nv::IScaleLayer::getShift, &nv::IScaleLayer::setShift);
-        convert_weights(c, weights, &nv::IScaleLayer::getScale, &nv::IScaleLayer::setScale);
-        convert_weights(c, weights, &nv::IScaleLayer::getPower, &nv::IScaleLayer::setPower);
+      case nv::LayerType::kSCALE:
+        // Shift, scale and power must share one type, and the parser leaves some empty (typed
+        // fp32): keep the layer in fp32 between two casts instead of converting its weights.
+        scales.push_back(static_cast<nv::IScaleLayer*>(layer));
         break;
-      }
       default:
         break;
     }
+  }
+  for (nv::IScaleLayer* scale : scales) {
+    nv::ICastLayer* in = net.addCast(*scale->getInput(0), nv::DataType::kFLOAT);
+    scale->setInput(0, *in->getOutput(0));
+    nv::ITensor* out = scale->getOutput(0);
+    nv::ICastLayer* back = net.addCast(*out, nv::DataType::kHALF);
+    redirect_consumers(net, out, back->getOutput(0), back);
   }
   // Inputs: fp32 in, cast to fp16 for every consumer.
   for (std::int32_t i = 0; i < net.getNbInputs(); ++i) {
     nv::ITensor* in = net.getInput(i);
     if (in->getType() != nv::DataType::kFLOAT) continue;
     nv::ICastLayer* cast = net.addCast(*in, nv::DataType::kHALF);
-    for (std::int32_t l = 0; l < net.getNbLayers(); ++l) {
-      nv::ILayer* layer = net.getLayer(l);
-      if (layer == cast) continue;
-      for (std::int32_t k = 0; k < layer->getNbInputs(); ++k) {
-        if (layer->getInput(k) == in) layer->setInput(k, *cast->getOutput(0));
-      }
-    }
+    redirect_consumers(net, in, cast->getOutput(0), cast);
   }
   // Outputs: cast back to fp32 under the original names.
   std::vector<nv::ITensor*> outputs;
@@ -334,11 +366,14 @@ void convert_network_to_fp16(nv::INetworkDefinition& net, Fp16Weights& weights) 
 }
 #endif
 
+constexpr int kMaxSlots = 2;  // concurrent calls on the GPU (one profile each); more callers wait
+
 struct BuildRequest {
   const Api* api;
   std::string role;
   const std::string* onnx;
   std::int64_t channels, height, width, max_batch;
+  int profiles;  // identical optimisation profiles, one per concurrent slot
   std::string precision;
   std::string* timing_cache;  // in: previous cache (may be empty); out: updated
 };
@@ -348,6 +383,9 @@ std::string build_plan(const BuildRequest& r) {
     return EngineError("TensorRT could not build the bundle's " + r.role + " graph: " + what +
                        ": " + logger().take_errors());
   };
+  logger().clear();
+  // Declared first, destroyed last: a timing cache must outlive the builders that use it.
+  TrtPtr<nv::ITimingCache> timing;
   TrtPtr<nv::IBuilder> builder(r.api->builder());
   if (!builder) throw fail("createInferBuilder failed");
   TrtPtr<nv::INetworkDefinition> network(builder->createNetworkV2(0));
@@ -367,16 +405,20 @@ std::string build_plan(const BuildRequest& r) {
   nv::ITensor* input = network->getInput(0);
   const nv::Dims graph_dims = input->getDimensions();
   TrtPtr<nv::IBuilderConfig> config(builder->createBuilderConfig());
-  nv::IOptimizationProfile* profile = builder->createOptimizationProfile();
+  // One identical profile per slot: contexts of a dynamic-shape engine that run at the same
+  // time must each use their own profile. (The builder owns the profiles.)
   const BatchProfile range = batch_profile(r.max_batch);
   const char* name = input->getName();
-  profile->setDimensions(name, nv::OptProfileSelector::kMIN,
-                         batch_dims(graph_dims, range.min, r.channels, r.height, r.width));
-  profile->setDimensions(name, nv::OptProfileSelector::kOPT,
-                         batch_dims(graph_dims, range.opt, r.channels, r.height, r.width));
-  profile->setDimensions(name, nv::OptProfileSelector::kMAX,
-                         batch_dims(graph_dims, range.max, r.channels, r.height, r.width));
-  config->addOptimizationProfile(profile);
+  for (int i = 0; i < r.profiles; ++i) {
+    nv::IOptimizationProfile* profile = builder->createOptimizationProfile();
+    profile->setDimensions(name, nv::OptProfileSelector::kMIN,
+                           batch_dims(graph_dims, range.min, r.channels, r.height, r.width));
+    profile->setDimensions(name, nv::OptProfileSelector::kOPT,
+                           batch_dims(graph_dims, range.opt, r.channels, r.height, r.width));
+    profile->setDimensions(name, nv::OptProfileSelector::kMAX,
+                           batch_dims(graph_dims, range.max, r.channels, r.height, r.width));
+    if (config->addOptimizationProfile(profile) != i) throw fail("addOptimizationProfile failed");
+  }
   // fp32 means fp32: TF32 (on by default) rounds matmul/conv inputs to 10-bit mantissas.
   config->clearFlag(nv::BuilderFlag::kTF32);
 #if NV_TENSORRT_MAJOR >= 11
@@ -385,10 +427,13 @@ std::string build_plan(const BuildRequest& r) {
 #else
   if (r.precision == "fp16") config->setFlag(nv::BuilderFlag::kFP16);
 #endif
-  TrtPtr<nv::ITimingCache> timing(
-      config->createTimingCache(r.timing_cache->data(), r.timing_cache->size()));
-  if (!timing) timing.reset(config->createTimingCache(nullptr, 0));  // unreadable: start afresh
-  if (timing) config->setTimingCache(*timing, /*ignoreMismatch=*/false);
+  timing.reset(config->createTimingCache(r.timing_cache->data(), r.timing_cache->size()));
+  if (!timing || !config->setTimingCache(*timing, /*ignoreMismatch=*/false)) {
+    // Unreadable or from another device: start afresh rather than fail the build.
+    timing.reset(config->createTimingCache(nullptr, 0));
+    if (timing) config->setTimingCache(*timing, false);
+    logger().clear();
+  }
   TrtPtr<nv::IHostMemory> plan(builder->buildSerializedNetwork(*network, *config));
   if (!plan || plan->size() == 0) throw fail("buildSerializedNetwork failed");
   if (const nv::ITimingCache* updated = config->getTimingCache()) {
@@ -409,7 +454,6 @@ struct Net {
   std::vector<std::string> outputs;
 };
 
-constexpr int kMaxSlots = 2;             // concurrent calls on the GPU; more callers wait
 constexpr size_t kMaxPlansPerSlot = 8;   // batch sizes with contexts and graphs, LRU
 
 class TensorRtBackend final : public Backend {
@@ -442,6 +486,7 @@ class TensorRtBackend final : public Backend {
       key.precision = precision_;
       key.tensorrt_version = api_->version;
       key.compute_capability = status.compute_capability;
+      key.profiles = kMaxSlots;
       nets_.emplace(role, load_or_build(bundle, key, channels, timing_key));
     }
     has_dual_ = nets_.count("refine_dual") != 0;
@@ -546,6 +591,7 @@ class TensorRtBackend final : public Backend {
   };
 
   struct Slot {
+    int index = 0;              // also the optimisation profile its contexts use
     Stream stream;
     DeviceMem scratch;          // TensorRT activations, shared by this slot's contexts
     DeviceMem raw, x, udm, ndm, logvar, dual_in, intra_in, logits, partials, scores, maps;
@@ -636,6 +682,7 @@ class TensorRtBackend final : public Backend {
     Net net;
     net.role = key.role;
     const std::string path = (fs::path(cache_dir_) / key.file_name()).string();
+    logger().clear();
     CacheEntry entry = read_cache_file(path, key.text());
     std::string why_built = entry.reason;
     if (entry.status == CacheRead::kHit) {
@@ -649,7 +696,8 @@ class TensorRtBackend final : public Backend {
     if (!net.engine) {
       std::string timing = read_cache_file(timing_path_, timing_key.text()).payload;
       const std::string plan = build_plan({api_.get(), key.role, &bundle.graph_bytes.at(bundle.graphs.at(key.role)),
-                                           channels, height_, width_, max_batch_, precision_, &timing});
+                                           channels, height_, width_, max_batch_, kMaxSlots, precision_,
+                                           &timing});
       net.engine.reset(runtime_->deserializeCudaEngine(plan.data(), plan.size()));
       if (!net.engine) {
         throw EngineError("TensorRT could not load the engine it just built for " + key.role +
@@ -688,12 +736,21 @@ class TensorRtBackend final : public Backend {
                           "': the bundle was not written by ddad_train.export; re-export it");
       }
     }
+    // enqueueV3 needs an address for every output: an output the pipeline does not bind
+    // would fail every call, so refuse the graph now.
+    for (const std::string& o : net.outputs) {
+      if (std::find(wanted.begin(), wanted.end(), o) == wanted.end()) {
+        throw BundleError("the bundle's " + key.role + " graph has an unexpected output '" + o +
+                          "': the bundle was not written by ddad_train.export; re-export it");
+      }
+    }
     net.outputs = wanted;
     return net;
   }
 
   std::unique_ptr<Slot> make_slot() {
     auto s = std::make_unique<Slot>();
+    s->index = static_cast<int>(slots_.size());  // under slots_mutex_ (Lease)
     cudaStream_t stream = nullptr;
     DDAD_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     s->stream.reset(stream);
@@ -719,20 +776,30 @@ class TensorRtBackend final : public Backend {
   TrtPtr<nv::IExecutionContext> context(const std::string& role, Slot& slot, std::int64_t batch,
                                         float* input, const std::vector<float*>& outputs) {
     const Net& net = nets_.at(role);
+    logger().clear();
     TrtPtr<nv::IExecutionContext> ctx(
         net.engine->createExecutionContext(nv::ExecutionContextAllocationStrategy::kUSER_MANAGED));
     if (!ctx) throw EngineError("TensorRT could not create an execution context for " + role + ": " + logger().take_errors());
     ctx->setDeviceMemoryV2(slot.scratch.get(), scratch_bytes_);
+    bool ok = ctx->setOptimizationProfileAsync(slot.index, slot.stream.get());
+    DDAD_CUDA_CHECK(cudaStreamSynchronize(slot.stream.get()));
     const nv::Dims graph_dims = net.engine->getTensorShape(net.input.c_str());
     const std::int64_t channels = role == "refine_dual" ? 2 : 1;
-    bool ok = ctx->setInputShape(net.input.c_str(), batch_dims(graph_dims, batch, channels, height_, width_));
+    ok = ok && ctx->setInputShape(net.input.c_str(), batch_dims(graph_dims, batch, channels, height_, width_));
     ok = ok && ctx->setTensorAddress(net.input.c_str(), input);
     for (size_t i = 0; i < net.outputs.size(); ++i) {
       ok = ok && ctx->setTensorAddress(net.outputs[i].c_str(), outputs.at(i));
     }
     if (!ok || !ctx->allInputDimensionsSpecified()) {
       throw EngineError("TensorRT refused the " + role + " bindings at batch " + std::to_string(batch) +
-                        ": " + logger().take_errors());
+                        " (profile " + std::to_string(slot.index) + "): " + logger().take_errors());
+    }
+    // The shared scratch is sized for the largest shape of every engine; check, not assume.
+    const std::size_t needed = ctx->updateDeviceMemorySizeForShapes();
+    if (needed > static_cast<std::size_t>(scratch_bytes_)) {
+      throw EngineError("TensorRT needs " + std::to_string(needed) + " bytes of activation memory for " +
+                        role + " at batch " + std::to_string(batch) + ", more than the " +
+                        std::to_string(scratch_bytes_) + " it reported for the engine");
     }
     return ctx;
   }
