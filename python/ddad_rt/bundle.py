@@ -109,3 +109,34 @@ def read_manifest(bundle_dir: str | Path, verify: bool = True) -> dict:
                        f"{actual}; re-copy the bundle from its source or re-export it")
                 raise BundleError(msg)
     return manifest
+
+
+#: Bundle file listing the training images (one sha256 per line, see image_hash).
+TRAINING_HASHES = "training_images.sha256"
+_HASHES_HEADER = ("# sha256 of every training image as the model saw it: the preprocessed uint8 "
+                  "[H, W] model input, row-major bytes (ddad_rt.bundle.image_hash)\n")
+
+
+def image_hash(model_input) -> str:
+    """sha256 of a preprocessed uint8 [H, W] model input: the same image in another container
+    (a PNG re-saved as DICOM, say) has the same hash."""
+    import numpy as np
+
+    arr = np.ascontiguousarray(model_input, dtype=np.uint8)
+    return hashlib.sha256(arr.tobytes()).hexdigest()
+
+
+def write_training_hashes(path: str | Path, hashes) -> int:
+    """Writes the sorted, unique hashes to ``path``; returns how many."""
+    unique = sorted(set(hashes))
+    Path(path).write_text(_HASHES_HEADER + "".join(h + "\n" for h in unique))
+    return len(unique)
+
+
+def read_training_hashes(bundle_dir: str | Path) -> set[str] | None:
+    """The training image hashes a bundle records, or None when it records none."""
+    path = Path(bundle_dir) / TRAINING_HASHES
+    if not path.is_file():
+        return None
+    return {line.strip() for line in path.read_text().splitlines()
+            if line.strip() and not line.startswith("#")}

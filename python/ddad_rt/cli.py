@@ -27,6 +27,9 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print(results["table"])
     b = results["baseline_mean_intensity"]
     print(f"baseline (mean intensity): AUC {b['auc']:.4f}  AP {b['ap']:.4f}")
+    sc = results["screen"]
+    print(f"screened the test split as an archive: {sc['flagged']} of {sc['images']} images "
+          f"flagged at {sc['operating_point']}; open {sc['report']}")
     print(f"wrote {Path(a.out) / 'results.json'}, {Path(a.out) / 'maps.png'} and the bundle "
           f"{results['bundle']} in {results['seconds']['total']:.0f} s")
     return 0
@@ -158,6 +161,40 @@ def cmd_bench(a: argparse.Namespace) -> int:
     print(summary)
     print(f"wrote {out}/")
     return 0
+
+
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    from ddad_rt.calibrate import calibrate
+
+    r = calibrate(a.bundle, a.data, specificities=a.specificity, min_images=a.min_images,
+                  drop_training_images=a.drop_training_images, device=a.device,
+                  num_threads=a.threads)
+    keys = list(next(iter(r["thresholds"].values())))
+    print("specificity  " + "  ".join(f"{k:>10}" for k in keys))
+    for spec, th in r["thresholds"].items():
+        print(f"{spec:<11}  " + "  ".join(f"{th[k]:>10.5g}" for k in keys))
+    extra = []
+    if r["dropped_training_images"]:
+        extra.append(f"{r['dropped_training_images']} training images left out")
+    if r["unreadable"]:
+        extra.append(f"{r['unreadable']} unreadable files skipped")
+    print(f"calibrated on {r['n_images']} normal images"
+          + (f" ({'; '.join(extra)})" if extra else "")
+          + f"; stored in {Path(a.bundle) / 'manifest.json'} (the bundle's identity is unchanged)")
+    return 0
+
+
+def cmd_screen(a: argparse.Namespace) -> int:
+    from ddad_rt.screen import ScreenOptions, screen
+
+    opts = ScreenOptions(specificity=a.specificity, threshold=a.threshold, score=a.score,
+                         overlays=a.overlays, dicom_sc=a.dicom_sc, include_phi=a.include_phi,
+                         any_modality=a.any_modality, top_n=a.top_n, device=a.device,
+                         decode_workers=a.decode_workers, engine_threads=a.engine_threads,
+                         batch_size=a.batch_size)
+    summary = screen(a.bundle, a.inputs, a.out, opts, progress=not a.no_progress)
+    print(summary.text())
+    return 1 if summary.errors else 0
 
 
 def cmd_build_engine(a: argparse.Namespace) -> int:
@@ -334,6 +371,59 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     b.set_defaults(func=cmd_bench)
 
+    from ddad_rt.calibrate import DEFAULT_SPECIFICITY, MIN_IMAGES, SPECIFICITIES
+
+    s = sub.add_parser(
+        "screen", help="score every image of files, folders or file lists; flag, report, resume",
+        description="Screens PNG, JPEG, TIFF and DICOM (multi-frame: one row per frame) images "
+                    "and writes results.csv/.jsonl, studies.csv, errors.csv, overlays/ and "
+                    "report.html to --out. Rerun the same command after a crash to resume. "
+                    "Exit status 1 when any file could not be screened (see errors.csv).")
+    s.add_argument("bundle")
+    s.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image file, folder (recursive) or file list (.txt/.lst, or .csv with a path column)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--specificity", type=float, default=DEFAULT_SPECIFICITY,
+                   help=f"operating point: a calibrated specificity (default: {DEFAULT_SPECIFICITY})")
+    s.add_argument("--threshold", type=float, default=None,
+                   help="flag images scoring above this instead of a calibrated operating point")
+    s.add_argument("--score", default=None, help="score to flag on (default: the bundle's default)")
+    s.add_argument("--overlays", default="flagged", choices=["flagged", "all", "none"],
+                   help="heatmap PNGs for flagged images (default), all images, or none")
+    s.add_argument("--dicom-sc", action="store_true",
+                   help="also write overlays of DICOM images as Secondary Captures in the source study")
+    s.add_argument("--include-phi", action="store_true",
+                   help="put patient name, ID and birth date in the outputs (left out by default)")
+    s.add_argument("--any-modality", action="store_true",
+                   help="screen DICOM files whatever their Modality (default: the bundle's only)")
+    s.add_argument("--top-n", type=int, default=24, help="images shown in report.html (default: 24)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--decode-workers", type=int, default=None,
+                   help="decoding processes (default: one per core, at most 16)")
+    s.add_argument("--engine-threads", type=int, default=None,
+                   help="engine CPU threads (default: all cores)")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_screen)
+
+    k = sub.add_parser(
+        "calibrate", help="set a bundle's operating points on normal images it was not trained on",
+        description="Scores normal images (never training images: their hashes are checked "
+                    "against the bundle's) and stores per-score thresholds for the target "
+                    "specificities in the manifest; the bundle's identity does not change.")
+    k.add_argument("bundle")
+    k.add_argument("--data", required=True,
+                   help="normal images: a folder, a file list, or a Med-AD dataset (its test/0)")
+    k.add_argument("--specificity", type=float, nargs="+", default=list(SPECIFICITIES),
+                   help="target specificities (default: 0.90 0.95 0.99)")
+    k.add_argument("--min-images", type=int, default=MIN_IMAGES,
+                   help=f"fewest usable images (default: {MIN_IMAGES})")
+    k.add_argument("--drop-training-images", action="store_true",
+                   help="leave out images the bundle was trained on instead of refusing")
+    k.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    k.add_argument("--threads", type=int, default=0)
+    k.set_defaults(func=cmd_calibrate)
+
     g = sub.add_parser(
         "build-engine", help="build the TensorRT engines of a bundle into the engine cache (GPU)",
         description="Builds the bundle's TensorRT engines for this GPU, TensorRT version, "
@@ -363,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ddad_rt.BundleError, ddad_rt.EngineError, PyBundleError, ValueError,
-            FileNotFoundError, FileExistsError) as e:
+            FileNotFoundError, FileExistsError, PermissionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

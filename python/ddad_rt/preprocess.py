@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -27,6 +28,17 @@ Size = Union[int, tuple[int, int]]
 
 #: File suffixes read as DICOM even without the DICM preamble.
 DICOM_SUFFIXES = (".dcm", ".dicom")
+
+
+class DecodeError(ValueError):
+    """A file that is not a decodable image. The message names the file; ``kind`` is a short
+    reason code for reports: "empty", "not_an_image", "corrupt", "no_pixel_data",
+    "unsupported" (a format or photometric interpretation ddad_rt does not take) or
+    "multi_frame" (a multi-frame file where one image was expected)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -44,6 +56,27 @@ class Decoded:
     eight_bit: bool
     monochrome1: bool = False
     modality: str | None = None
+
+
+#: DICOM attributes :func:`decode_file` reports. The identifiers of the image, its series and
+#: study are not patient data; PHI_ATTRIBUTES are, and callers drop them unless asked.
+DICOM_UID_ATTRIBUTES = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+PHI_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate")
+
+
+@dataclass
+class DecodedFile:
+    """Every image of one file: one frame for PNG/JPEG/TIFF and single-frame DICOM, several
+    for a multi-frame DICOM.
+
+    Attributes:
+        frames: the decoded frames, in file order.
+        dicom: for DICOM, the attributes of DICOM_UID_ATTRIBUTES, "Modality" and
+            PHI_ATTRIBUTES that are present (as strings); empty otherwise.
+    """
+
+    frames: list[Decoded]
+    dicom: dict[str, str] = field(default_factory=dict)
 
 
 def _norm_size(size: Size) -> tuple[int, int]:
@@ -74,70 +107,125 @@ def _read_bytes(source: Source) -> tuple[bytes, str]:
 
 
 def _is_dicom(data: bytes, name: str) -> bool:
-    return data[128:132] == b"DICM" or name.lower().endswith(DICOM_SUFFIXES)
+    if data[128:132] == b"DICM" or name.lower().endswith(DICOM_SUFFIXES):
+        return True
+    # Old files without the preamble start with a group 0x0008 element (little endian).
+    return data[:2] == b"\x08\x00" and data[4:6].isalpha()
 
 
-def _decode_dicom(data: bytes, name: str) -> Decoded:
+def _decode_dicom(data: bytes, name: str) -> DecodedFile:
     try:
         import pydicom
         from pydicom.pixels import apply_modality_lut, apply_voi_lut
     except ImportError:
-        msg = f"{name} is DICOM, which needs pydicom: pip install 'ddad-rt[dicom]'"
+        msg = f"{name} is DICOM, which needs pydicom (a dependency of ddad-rt): pip install pydicom"
         raise ImportError(msg) from None
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
-        arr = ds.pixel_array
-    except Exception as e:  # pydicom raises many types for broken or undecodable files
-        msg = f"cannot decode DICOM {name}: {e}"
-        raise ValueError(msg) from e
-    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
-    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        msg = (f"{name}: DICOM PhotometricInterpretation {photometric} is not supported "
-               "(ddad_rt models are single-channel grayscale)")
-        raise ValueError(msg)
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    if arr.ndim != 2 or frames > 1:
-        msg = f"{name}: multi-frame DICOM ({arr.shape}) is not supported here: pass one frame"
-        raise ValueError(msg)
-    arr = apply_modality_lut(arr, ds)
-    arr = apply_voi_lut(arr, ds, index=0)
-    modality = getattr(ds, "Modality", None)
-    return Decoded(np.asarray(arr, dtype=np.float64), eight_bit=False,
-                   monochrome1=photometric == "MONOCHROME1",
-                   modality=str(modality) if modality else None)
+    with warnings.catch_warnings():
+        # pydicom warns about invalid element values quoting them: a warning could carry a
+        # patient's name into a log.
+        warnings.simplefilter("ignore")
+        try:
+            ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        except Exception as e:  # pydicom raises many types for broken files
+            msg = f"cannot read DICOM {name}: {type(e).__name__}"
+            raise DecodeError(msg, "corrupt") from None
+        if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+            if data[128:132] != b"DICM" and len(ds) == 0:
+                msg = f"cannot decode image {name}: not a DICOM file or an image format PIL reads"
+                raise DecodeError(msg, "not_an_image")
+            msg = f"{name}: DICOM without pixel data (e.g. a report or DICOMDIR), nothing to score"
+            raise DecodeError(msg, "no_pixel_data")
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+        if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+            msg = (f"{name}: DICOM PhotometricInterpretation {photometric} is not supported "
+                   "(ddad_rt models are single-channel grayscale)")
+            raise DecodeError(msg, "unsupported")
+        try:
+            arr = ds.pixel_array
+        except Exception as e:  # a missing codec, or pixel data that does not decode
+            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+            text = str(e)
+            if "plugin" in text.lower() or "handler" in text.lower():
+                msg = (f"{name}: no decoder for transfer syntax {getattr(syntax, 'name', syntax)} "
+                       "here: pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle (dependencies of ddad-rt)")
+                raise DecodeError(msg, "unsupported") from None
+            msg = f"cannot decode DICOM pixel data of {name}: {type(e).__name__}: {text[:200]}"
+            raise DecodeError(msg, "corrupt") from None
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        if frames == 1 and arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3 or arr.shape[0] != frames:
+            msg = f"{name}: unexpected DICOM pixel array shape {arr.shape} for {frames} frame(s)"
+            raise DecodeError(msg, "unsupported")
+        arr = apply_modality_lut(arr, ds)
+        arr = apply_voi_lut(arr, ds, index=0)
+        info = {}
+        for key in (*DICOM_UID_ATTRIBUTES, "Modality", *PHI_ATTRIBUTES):
+            value = ds.get(key)
+            if value is not None and str(value) != "":
+                info[key] = str(value)
+    modality = info.get("Modality")
+    arr = np.asarray(arr, dtype=np.float64)
+    decoded = [Decoded(arr[i], eight_bit=False, monochrome1=photometric == "MONOCHROME1",
+                       modality=modality) for i in range(frames)]
+    return DecodedFile(decoded, info)
 
 
-def _decode_pil(data: bytes, name: str) -> Decoded:
+def _decode_pil(data: bytes, name: str) -> DecodedFile:
     try:
         img = Image.open(io.BytesIO(data))
+    except Exception as e:  # UnidentifiedImageError and friends
+        msg = f"cannot decode image {name}: not a DICOM file or an image format PIL reads"
+        raise DecodeError(msg, "not_an_image") from e
+    try:
         img.load()
-    except Exception as e:  # PIL raises several types for unreadable data
-        msg = f"cannot decode image {name}: {e}"
-        raise ValueError(msg) from e
+    except Exception as e:  # truncated or damaged data
+        msg = f"cannot decode image {name}: {img.format} data is damaged ({e})"
+        raise DecodeError(msg, "corrupt") from e
+    if getattr(img, "n_frames", 1) > 1:
+        msg = (f"{name}: {img.format} with {img.n_frames} frames; multi-frame images are read "
+               "from DICOM only")
+        raise DecodeError(msg, "unsupported")
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         pixels = np.asarray(img)
-        return Decoded(pixels.astype(np.float64), eight_bit=False)
+        return DecodedFile([Decoded(pixels.astype(np.float64), eight_bit=False)])
     # Palette, RGB(A), LA, CMYK, 1-bit: PIL's luma conversion, 8-bit.
     if mode != "L":
         img = img.convert("L")
-    return Decoded(np.asarray(img, dtype=np.uint8), eight_bit=True)
+    return DecodedFile([Decoded(np.asarray(img, dtype=np.uint8), eight_bit=True)])
 
 
-def decode(source: Source) -> Decoded:
-    """Decodes a file, bytes or stream to a single-channel image (step 1).
+def decode_file(source: Source) -> DecodedFile:
+    """Decodes a file, bytes or stream to its frames (step 1) and, for DICOM, its identifiers.
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: the data is not a decodable image (the message names the file).
+        DecodeError: the data is not a decodable image (the message names the file).
     """
     data, name = _read_bytes(source)
     if not data:
         msg = f"{name} is empty (0 bytes)"
-        raise ValueError(msg)
+        raise DecodeError(msg, "empty")
     if _is_dicom(data, name):
         return _decode_dicom(data, name)
     return _decode_pil(data, name)
+
+
+def decode(source: Source) -> Decoded:
+    """Decodes a single-image file, bytes or stream to one channel (step 1).
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        DecodeError: the data is not a decodable image, or holds several frames (the
+            message names the file; use :func:`decode_file` for multi-frame DICOM).
+    """
+    f = decode_file(source)
+    if len(f.frames) != 1:
+        name = source if isinstance(source, (str, os.PathLike)) else "<data>"
+        msg = f"{name}: multi-frame DICOM ({len(f.frames)} frames) where one image was expected"
+        raise DecodeError(msg, "multi_frame")
+    return f.frames[0]
 
 
 def to_unit_range(decoded: Decoded) -> np.ndarray:

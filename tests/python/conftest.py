@@ -32,7 +32,7 @@ def build_bundle(data: Path, out: Path, backbone: str, refiners: list[str], seed
     refinement epochs at 32x32, K=3: seconds of training, real graphs for parity tests."""
     from ddad_train.config import TrainConfig
     from ddad_train.export import add_refiners, export_bundle
-    from ddad_train.pipeline import load_training_images
+    from ddad_train.pipeline import load_training_images, training_image_hashes
     from ddad_train.refine import train_refiners
     from ddad_train.trainer import train_module
 
@@ -43,7 +43,8 @@ def build_bundle(data: Path, out: Path, backbone: str, refiners: list[str], seed
     udm = train_module(udm_images, cfg, "udm", progress=False)
     training = {"seed": cfg.seed, "data": summary,
                 "losses": {"ndm": ndm.losses, "udm": udm.losses}}
-    bundle = export_bundle(udm.model, ndm.model, out, config=cfg.to_dict(), training=training)
+    bundle = export_bundle(udm.model, ndm.model, out, config=cfg.to_dict(), training=training,
+                           image_hashes=training_image_hashes(udm_images))
     nets = {}
     if refiners:
         result = train_refiners(normal, bundle, cfg, progress=False)

@@ -57,6 +57,18 @@ def test_demo_separates_synthetic_lesions(tmp_path, capsys):
     assert (out / "histograms.png").stat().st_size > 5_000
     assert (out / "bundle" / "manifest.json").is_file()
     assert "inter" in capsys.readouterr().out
+    # The deployment half: calibrated at 0.95 specificity, the test split screened.
+    sc = results["screen"]
+    assert sc["images"] == 400 and sc["errors"] == 0 and sc["operating_point"] == "specificity 0.95"
+    with open(out / "screen" / "results.jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    abnormal = {str(p.resolve()) for p in (out / "data" / "images").glob("test_abnormal_*.png")}
+    flagged = [r["flag"] for r in rows if r["path"] in abnormal]
+    normal = [r["flag"] for r in rows if r["path"] not in abnormal]
+    assert len(flagged) == len(normal) == 200
+    # A useful detector: most lesions flagged, about 5% of normal images.
+    assert sum(flagged) >= 0.5 * len(flagged) and sum(normal) <= 0.12 * len(normal)
+    assert (out / "screen" / "report.html").is_file()
 
 
 def test_train_and_eval_on_real_ultrasound(tmp_path, capsys):

@@ -111,3 +111,23 @@ def test_errors_name_the_file(tmp_path):
         load_image(junk)
     with pytest.raises(FileNotFoundError):
         load_image(tmp_path / "missing.png")
+
+
+def test_multi_frame_dicom_gives_every_frame_each_min_max_scaled(rng):
+    pytest.importorskip("pydicom")
+    from dicom_files import make_dicom
+
+    from ddad_rt.preprocess import DecodeError, decode_file
+
+    frames = rng.integers(0, 4000, (3, 40, 40)).astype(np.uint16)
+    frames[1] //= 4  # another range: each frame is scaled on its own
+    data = make_dicom(frames)
+    f = decode_file(data)
+    assert len(f.frames) == 3 and f.dicom["Modality"] == "MR" and "StudyInstanceUID" in f.dicom
+    for got, px in zip(f.frames, frames):
+        v = px.astype(np.float64)
+        expected = np.rint((v - v.min()) / (v.max() - v.min()) * 255).astype(np.uint8)
+        np.testing.assert_array_equal(to_model_input(got, 40), expected)
+    with pytest.raises(DecodeError, match="multi-frame") as e:
+        load_image(data)
+    assert e.value.kind == "multi_frame"

@@ -49,6 +49,9 @@ class TrainConfig:
             autocast to bfloat16, weights and optimiser state stay fp32; faster only on CPUs
             with native bf16). Bundles are exported in fp32 either way.
         checkpoint_dir: where checkpoints go ("" = ``<out>.ckpt`` beside the bundle).
+        modality: the DICOM Modality of the training images (e.g. "MR", "CT", "US"; several
+            separated by commas, e.g. "CR,DX"); screening refuses DICOM files of another
+            modality. "" = not stated.
     """
 
     data: str = ""
@@ -75,6 +78,7 @@ class TrainConfig:
     threads: int = 0
     precision: str = "fp32"
     checkpoint_dir: str = ""
+    modality: str = ""
 
     def validate(self) -> None:
         """Raises ValueError naming the first bad field."""

@@ -103,9 +103,13 @@ def export_refiner(net: RefineNet, path: str | Path, image_size: int) -> None:
 
 
 def export_bundle(udm: BatchedAE, ndm: BatchedAE, out_dir: str | Path, *, config: dict,
-                  training: dict, layout: str = "parallel") -> Path:
+                  training: dict, layout: str = "parallel", image_hashes=None) -> Path:
     """Writes a bundle of the trained modules (ensemble graph + manifest, no refiners) and
     returns its path. Refiners are added by ``add_refiners`` (see ddad_train.refine).
+
+    ``image_hashes`` (ddad_rt.bundle.image_hash of every training image, NDM's and UDM's)
+    go to the bundle's training_images.sha256, which ``ddad-rt calibrate`` checks so that
+    operating points are never set on images the model was trained on.
 
     The bundle is assembled in a sibling temporary directory and renamed into place, so an
     interrupted export never leaves a half-written bundle under ``out_dir``.
@@ -116,6 +120,9 @@ def export_bundle(udm: BatchedAE, ndm: BatchedAE, out_dir: str | Path, *, config
     graph = EnsembleGraph(udm, ndm, layout)
     image_size = udm.image_size
     export_onnx(graph, tmp / "ensemble.onnx", image_size)
+    if image_hashes is not None:
+        training = {**training, "images_hashed": bundle_io.write_training_hashes(
+            tmp / bundle_io.TRAINING_HASHES, image_hashes)}
     model = {"latent_size": udm.latent_size, "mp": udm.mp,
              "members_order": "udm[0..K-1], ndm[0..K-1]", "ensemble_layout": layout,
              "ensemble_outputs": graph.output_names()}
@@ -123,6 +130,9 @@ def export_bundle(udm: BatchedAE, ndm: BatchedAE, out_dir: str | Path, *, config
         model["mem_slots"] = udm.mem_slots
     manifest = {
         "backbone": config.get("backbone", "ae"),
+        # The DICOM Modality the model was trained for ("" = not stated): screening refuses
+        # DICOM files of another modality.
+        "modality": config.get("modality", ""),
         "k": graph.k,
         "image_size": [image_size, image_size],
         "channels": 1,
@@ -157,6 +167,8 @@ def add_refiners(src: str | Path, out_dir: str | Path, refiners: dict[str, Refin
     image_size = manifest["image_size"][0]
     graphs = {"ensemble": "ensemble.onnx"}
     shutil.copyfile(src / manifest["graphs"]["ensemble"], tmp / "ensemble.onnx")
+    if (src / bundle_io.TRAINING_HASHES).is_file():
+        shutil.copyfile(src / bundle_io.TRAINING_HASHES, tmp / bundle_io.TRAINING_HASHES)
     scores = ["rec", "intra", "inter"]
     for name in ("intra", "dual"):  # key order of DESIGN.md section 3
         if name in refiners:
@@ -167,6 +179,8 @@ def add_refiners(src: str | Path, out_dir: str | Path, refiners: dict[str, Refin
     manifest = {k: v for k, v in manifest.items() if k not in bundle_io.GENERATED_FIELDS}
     manifest["graphs"] = graphs
     manifest["scores"] = scores
+    manifest["modality"] = config.get("modality", manifest.get("modality", ""))
+    manifest.pop("operating_points", None)  # new scores: thresholds must be recalibrated
     manifest["default_score"] = ("r_dual" if "r_dual" in scores else
                                  "r_intra" if "r_intra" in scores else "inter")
     manifest["model"] = {**manifest.get("model", {}),

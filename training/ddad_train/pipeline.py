@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from ddad_rt import datasets
-from ddad_rt.bundle import MANIFEST
+from ddad_rt.bundle import MANIFEST, image_hash
 from ddad_rt.preprocess import load_images
 
 from ddad_train import checkpoint as ckpt
@@ -27,7 +27,7 @@ from ddad_train.trainer import train_module
 RUN_FILE = "run.json"
 #: Fields that may differ between a run and its resumption (they do not change the result
 #: at equal thread count, or only say where files go).
-RESUMABLE_DIFFERENCES = {"threads", "checkpoint_dir", "out"}
+RESUMABLE_DIFFERENCES = {"threads", "checkpoint_dir", "out", "modality"}
 
 
 def load_training_images(cfg: TrainConfig, progress: bool = True
@@ -40,6 +40,11 @@ def load_training_images(cfg: TrainConfig, progress: bool = True
     summary = dict(ts.summary)
     summary["data"] = str(Path(cfg.data).resolve())
     return normal, udm_images, summary
+
+
+def training_image_hashes(udm_images: np.ndarray) -> list[str]:
+    """Hashes of every training image (the UDM's images include the NDM's)."""
+    return [image_hash(img) for img in udm_images]
 
 
 def _start_or_resume(cfg: TrainConfig, resume: bool) -> Path:
@@ -97,12 +102,15 @@ def train(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> Path
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }
+    hashes = training_image_hashes(udm_images)
     if not cfg.refiners:
-        out = export_bundle(udm.model, ndm.model, cfg.out, config=cfg.to_dict(), training=training)
+        out = export_bundle(udm.model, ndm.model, cfg.out, config=cfg.to_dict(), training=training,
+                            image_hashes=hashes)
     else:
         ensemble = ck / "ensemble"
         if not (ensemble / MANIFEST).is_file():
-            export_bundle(udm.model, ndm.model, ensemble, config=cfg.to_dict(), training=training)
+            export_bundle(udm.model, ndm.model, ensemble, config=cfg.to_dict(), training=training,
+                          image_hashes=hashes)
         out = refine_bundle(ensemble, cfg.out, normal, cfg, progress=progress,
                             checkpoint=ck / "refine.pt")
     shutil.rmtree(ck, ignore_errors=True)

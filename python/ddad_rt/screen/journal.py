@@ -1,0 +1,156 @@
+"""The output files of a screening run, written so that a kill -9 at any moment loses nothing
+that was reported done and leaves no torn or duplicate row.
+
+``results.jsonl`` is the journal: every result row is appended to it, flushed and fsynced
+before it is counted done; ``results.csv`` is appended right after and, on every start, rebuilt
+from the journal, so the two always hold the same rows. ``errors.csv`` is appended the same
+way. On a restart a torn last line (the process died mid-write) is cut off, and the rows
+present say which (file, frame) pairs are done.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+RESULTS_JSONL = "results.jsonl"
+RESULTS_CSV = "results.csv"
+ERRORS_CSV = "errors.csv"
+STUDIES_CSV = "studies.csv"
+RUN_JSON = "run.json"
+ERROR_FIELDS = ["path", "reason", "message"]
+
+
+def _cut_torn_tail(path: Path) -> int:
+    """Truncates a file after its last newline; returns the bytes cut."""
+    if not path.is_file():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        # Read backwards in blocks until a newline is found.
+        pos, block = size, 1 << 16
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            data = f.read(pos - start)
+            i = data.rfind(b"\n")
+            if i >= 0:
+                end = start + i + 1
+                break
+            pos = start
+        else:
+            end = 0
+        if end < size:
+            f.truncate(end)
+            f.flush()
+            os.fsync(f.fileno())
+        return size - end
+
+
+def _csv_line(fields: list[str], row: dict) -> str:
+    buf = io.StringIO()
+    csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n").writerow(row)
+    return buf.getvalue()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+class Journal:
+    """Append-only result and error files in ``out``.
+
+    Args:
+        out: the output folder.
+        fields: the results.csv columns.
+    """
+
+    def __init__(self, out: Path, fields: list[str]) -> None:
+        self.out = out
+        self.fields = fields
+        self.torn = 0
+        self.rows: list[dict] = []
+        self.errors: list[dict] = []
+        self._recover()
+        # Open for the journal's lifetime; close() syncs and closes them.
+        self._jsonl = open(out / RESULTS_JSONL, "a", encoding="utf-8")  # noqa: SIM115
+        self._csv = open(out / RESULTS_CSV, "a", encoding="utf-8", newline="")  # noqa: SIM115
+        self._err = open(out / ERRORS_CSV, "a", encoding="utf-8", newline="")  # noqa: SIM115
+        if self._err.tell() == 0:
+            self._err.write(_csv_line(ERROR_FIELDS, dict(zip(ERROR_FIELDS, ERROR_FIELDS))))
+            self._sync(self._err)
+
+    def _recover(self) -> None:
+        jsonl, errors = self.out / RESULTS_JSONL, self.out / ERRORS_CSV
+        self.torn = _cut_torn_tail(jsonl) + _cut_torn_tail(errors)
+        seen = set()
+        if jsonl.is_file():
+            with open(jsonl, encoding="utf-8") as f:
+                for line in f:
+                    if not line.strip():
+                        continue
+                    row = json.loads(line)
+                    key = (row["path"], row["frame"])
+                    if key not in seen:  # cannot happen, but never report a row twice
+                        seen.add(key)
+                        self.rows.append(row)
+        if errors.is_file():
+            with open(errors, encoding="utf-8", newline="") as f:
+                self.errors = list(csv.DictReader(f))
+        # results.csv is derived: rebuild it from the journal (it may lag by the rows written
+        # between the journal's fsync and the kill).
+        header = _csv_line(self.fields, dict(zip(self.fields, self.fields)))
+        _atomic_write(self.out / RESULTS_CSV, header + "".join(_csv_line(self.fields, r)
+                                                               for r in self.rows))
+
+    def done(self) -> tuple[dict[str, set[int]], dict[str, int], set[str]]:
+        """(frames done per path, frame count per path, paths with an error row)."""
+        frames: dict[str, set[int]] = {}
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            frames.setdefault(r["path"], set()).add(int(r["frame"]))
+            counts[r["path"]] = int(r["n_frames"])
+        return frames, counts, {e["path"] for e in self.errors}
+
+    @staticmethod
+    def _sync(f) -> None:
+        f.flush()
+        os.fsync(f.fileno())
+
+    def write(self, rows: Iterable[dict], errors: Iterable[dict]) -> None:
+        """Appends rows and error rows: the journal first (synced), then the CSV files."""
+        rows, errors = list(rows), list(errors)
+        if rows:
+            self._jsonl.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows))
+            self._sync(self._jsonl)
+            self._csv.write("".join(_csv_line(self.fields, r) for r in rows))
+            self._csv.flush()
+            self.rows.extend(rows)
+        if errors:
+            self._err.write("".join(_csv_line(ERROR_FIELDS, e) for e in errors))
+            self._sync(self._err)
+            self.errors.extend(errors)
+
+    def close(self) -> None:
+        for f in (self._jsonl, self._csv, self._err):
+            if not f.closed:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+
+
+def write_csv(path: Path, fields: list[str], rows: Iterable[dict]) -> None:
+    """Writes a whole CSV file atomically."""
+    header = _csv_line(fields, dict(zip(fields, fields)))
+    _atomic_write(path, header + "".join(_csv_line(fields, r) for r in rows))

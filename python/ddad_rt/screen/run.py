@@ -1,0 +1,391 @@
+"""``ddad-rt screen``: score every image of an archive, flag the anomalous ones, write
+results, studies, overlays and a report; resumable after a crash.
+
+Three stages run side by side: worker processes decode files (ddad_rt.screen.decode), the
+calling thread batches frames and scores them with the engine (which releases the GIL), and a
+writer thread renders overlays and appends rows (ddad_rt.screen.journal). The engine's and
+the decoders' shares of the cores are set by ``engine_threads`` and ``decode_workers``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from ddad_rt.calibrate import DEFAULT_SPECIFICITY, specificity_key, thresholds
+from ddad_rt.screen import journal as jr
+from ddad_rt.screen.decode import DecodedItem, Decoder, decode_item
+from ddad_rt.screen.inputs import list_inputs
+from ddad_rt.screen.overlay import (
+    overlay_name,
+    overlay_png,
+    overlay_rgb,
+    secondary_capture,
+)
+
+OVERLAYS = ("flagged", "all", "none")
+#: DICOM attributes in result rows, as column names.
+DICOM_COLUMNS = {"StudyInstanceUID": "study_uid", "SeriesInstanceUID": "series_uid",
+                 "SOPInstanceUID": "sop_uid", "Modality": "modality"}
+PHI_COLUMNS = {"PatientName": "patient_name", "PatientID": "patient_id",
+               "PatientBirthDate": "patient_birth_date"}
+
+
+#: Most decoder processes started by default (each holds its own Python and codecs).
+MAX_DEFAULT_DECODERS = 16
+
+
+def default_split(cores: int | None = None) -> tuple[int, int]:
+    """(decode worker processes, engine threads) for ``cores`` (default: this machine's).
+
+    Both get every core (decoders at most MAX_DEFAULT_DECODERS): decoders only run while
+    there is decoding to do, so with cheap files (small PNGs: 0.3 ms against 3 ms of scoring)
+    they idle and the engine has the cores, and with expensive ones (512x512 JPEG 2000 DICOM,
+    18 ms) they keep the engine fed. On 2 cores, benchmarks/results/screen/throughput.md
+    measured this split as fast as any on PNGs and 1.5x one decoder on JPEG 2000 DICOM.
+    """
+    cores = cores or os.cpu_count() or 1
+    return min(cores, MAX_DEFAULT_DECODERS), cores
+
+
+@dataclass
+class ScreenOptions:
+    """Settings of a screening run (those that change results are checked on resume).
+
+    Attributes:
+        specificity: operating point (a calibrated specificity) at which images are flagged.
+        threshold: flag above this score instead of a calibrated operating point.
+        score: the score that is flagged (default: the bundle's default score).
+        overlays: heatmap PNGs for "flagged" images, "all", or "none".
+        dicom_sc: also write each overlay of a DICOM image as a Secondary Capture.
+        include_phi: put the patient's name, ID and birth date in the outputs.
+        any_modality: screen DICOM files whatever their Modality.
+        top_n: most anomalous images shown in report.html.
+        device: engine device ("auto", "cpu", "cuda").
+        decode_workers: decoding processes (None: see default_split; 0: in this thread).
+        engine_threads: engine CPU threads (None: see default_split).
+        batch_size: images per engine call.
+    """
+
+    specificity: float = DEFAULT_SPECIFICITY
+    threshold: float | None = None
+    score: str | None = None
+    overlays: str = "flagged"
+    dicom_sc: bool = False
+    include_phi: bool = False
+    any_modality: bool = False
+    top_n: int = 24
+    device: str = "auto"
+    decode_workers: int | None = None
+    engine_threads: int | None = None
+    batch_size: int = 64
+
+
+@dataclass
+class ScreenSummary:
+    """What a screening run did (this run and the ones it resumed)."""
+
+    out: str
+    files: int
+    images: int
+    flagged: int
+    errors: int
+    studies: int
+    flagged_studies: int
+    skipped_done: int
+    seconds: float
+    images_per_second: float
+    calibrated: bool
+    operating_point: str
+    threshold: float | None
+    score: str
+    report: str
+    errors_by_reason: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        lines = [
+            (f"screened {self.files} files: {self.images} images, {self.flagged} flagged "
+             f"({self.operating_point}), {self.errors} errors"),
+             f"studies: {self.studies}, {self.flagged_studies} flagged",
+             f"this run: {self.seconds:.1f} s, {self.images_per_second:.1f} images/s"
+            + (f"; {self.skipped_done} files were already done" if self.skipped_done else ""),
+        ]
+        if self.errors_by_reason:
+            lines.append("errors: " + ", ".join(f"{k} {v}" for k, v in
+                                                sorted(self.errors_by_reason.items())))
+        lines += [f"note: {n}" for n in self.notes]
+        lines.append(f"wrote {self.out}/ (results.csv, results.jsonl, studies.csv, errors.csv, "
+                     f"report.html)")
+        return "\n".join(lines)
+
+
+class _Writer(threading.Thread):
+    """Renders overlays and appends rows in order, beside the scoring thread."""
+
+    def __init__(self, journal: jr.Journal, out: Path) -> None:
+        super().__init__(name="ddad-rt-screen-writer", daemon=True)
+        self.journal, self.out = journal, out
+        self.q: queue.Queue = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            job = self.q.get()
+            if job is None:
+                return
+            if self.error is not None:
+                continue
+            rows, errors, files = job
+            try:
+                for path, make in files:  # overlays before the rows that name them
+                    data = make()
+                    tmp = path.with_name(path.name + ".tmp")
+                    tmp.write_bytes(data)
+                    tmp.replace(path)
+                self.journal.write(rows, errors)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the scoring thread
+                self.error = e
+
+    def put(self, rows: list[dict], errors: list[dict], files: list) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put((rows, errors, files))
+
+    def finish(self) -> None:
+        self.q.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _columns(keys: list[str], include_phi: bool) -> list[str]:
+    cols = ["path", "frame", "n_frames", *DICOM_COLUMNS.values()]
+    if include_phi:
+        cols += list(PHI_COLUMNS.values())
+    cols += ["score", "flag", *[f"score_{k}" for k in keys], "overlay", "decode_ms", "engine_ms",
+             "flagged_on", "operating_point", "threshold", "bundle_identity", "ddad_rt_version"]
+    return cols
+
+
+def _check_run_file(out: Path, run: dict, force: bool) -> None:
+    path = out / jr.RUN_JSON
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diffs = [f"{k}: {old.get(k)!r} before, {v!r} now" for k, v in run.items()
+                 if k != "started" and old.get(k) != v]
+        if diffs and not force:
+            msg = (f"{out} holds a screening run with other settings ({'; '.join(diffs)}): "
+                   "rerun with the same ones to resume it, or use another --out")
+            raise FileExistsError(msg)
+        if not diffs:
+            return
+    jr._atomic_write(path, json.dumps(run, indent=2) + "\n")
+
+
+def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
+           options: ScreenOptions | None = None, progress: bool = True) -> ScreenSummary:
+    """Screens files, folders and file lists with a bundle; see ``ddad-rt screen --help``.
+
+    Rerunning with the same bundle, settings and ``out`` resumes: done files are skipped and
+    the final outputs equal an uninterrupted run's.
+
+    Returns:
+        The run's summary (also printed by the CLI); ``errors`` > 0 means some files could
+        not be screened (listed in errors.csv).
+
+    Raises:
+        FileExistsError: ``out`` holds a run with other settings.
+        FileNotFoundError: an input does not exist.
+        ValueError: a bad option (unknown score, uncalibrated specificity, ...).
+    """
+    from ddad_rt import __version__
+    from ddad_rt.engine import Engine
+    from ddad_rt.screen.report import study_rows, write_report
+
+    o = options or ScreenOptions()
+    if o.overlays not in OVERLAYS:
+        msg = f"overlays must be one of {', '.join(OVERLAYS)}, got {o.overlays!r}"
+        raise ValueError(msg)
+    if o.batch_size < 1:
+        msg = f"batch_size must be >= 1, got {o.batch_size}"
+        raise ValueError(msg)
+    d_workers, e_threads = default_split()
+    d_workers = d_workers if o.decode_workers is None else o.decode_workers
+    e_threads = e_threads if o.engine_threads is None else o.engine_threads
+    t_start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = list_inputs(inputs, skip=out)
+    engine = Engine(bundle, device=o.device, num_threads=e_threads,
+                    max_batch=max(o.batch_size, 1))
+    manifest = engine.manifest
+    keys = list(manifest["scores"])
+    key = o.score or manifest["default_score"]
+    if key not in keys:
+        msg = f"score {key!r} is not one of this bundle's scores: {', '.join(keys)}"
+        raise ValueError(msg)
+    notes = []
+    if o.threshold is not None:
+        threshold, op_name = float(o.threshold), f"threshold {o.threshold:g}"
+    else:
+        th = thresholds(manifest, o.specificity)
+        if th is None:
+            threshold, op_name = None, "uncalibrated"
+            notes.append("the bundle is not calibrated, so no image is flagged: run "
+                         "`ddad-rt calibrate BUNDLE --data NORMAL_IMAGES` first")
+        else:
+            threshold = th[key]
+            op_name = f"specificity {specificity_key(o.specificity)}"
+    modality = None if o.any_modality else (manifest.get("modality") or None)
+    if not o.any_modality and not modality:
+        notes.append("the bundle does not state its modality, so DICOM Modality is not checked")
+    map_scale = (manifest.get("operating_points") or {}).get("map_scale", {}).get(key)
+    info = engine.info
+    run = {"bundle_identity": info["bundle_identity"], "flagged_on": key,
+           "operating_point": op_name, "threshold": threshold, "include_phi": o.include_phi,
+           "any_modality": o.any_modality, "overlays": o.overlays, "dicom_sc": o.dicom_sc,
+           "image_size": list(engine.image_size), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    _check_run_file(out, run, force=False)
+    fields = _columns(keys, o.include_phi)
+    journal = jr.Journal(out, fields)
+    done_frames, done_counts, error_paths = journal.done()
+    todo, skipped = [], 0
+    for p in map(str, paths):
+        if p in error_paths or (p in done_counts and len(done_frames[p]) >= done_counts[p]):
+            skipped += 1
+        else:
+            todo.append(p)
+    if o.overlays != "none":
+        (out / "overlays").mkdir(exist_ok=True)
+    if o.dicom_sc:
+        (out / "dicom").mkdir(exist_ok=True)
+    audit = {"flagged_on": key, "operating_point": op_name,
+             "threshold": "" if threshold is None else threshold,
+             "bundle_identity": info["bundle_identity"], "ddad_rt_version": __version__}
+    run_id = f"{info['bundle_identity']}:{op_name}"
+    description = f"ddad_rt anomaly heatmap ({key}, {op_name}); NOT FOR DIAGNOSTIC USE"
+
+    writer = _Writer(journal, out)
+    writer.start()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="screening", unit="file", dynamic_ncols=True,
+                   file=sys.stderr)
+    n_images = n_flagged = n_errors = 0
+    pending: list[tuple[DecodedItem, int, np.ndarray]] = []
+    need_maps = o.overlays != "none"
+
+    def flush() -> None:
+        nonlocal n_images, n_flagged
+        if not pending:
+            return
+        batch = np.stack([img for _, _, img in pending])
+        t0 = time.perf_counter()
+        r = engine.score(batch, maps=need_maps)
+        score_ms = (time.perf_counter() - t0) * 1000 / len(batch)
+        rows, files = [], []
+        for i, (item, frame, img) in enumerate(pending):
+            s = float(r.scores[key][i])
+            flag = threshold is not None and s > threshold
+            row = {"path": item.path, "frame": frame, "n_frames": item.n_frames}
+            for attr, col in DICOM_COLUMNS.items():
+                row[col] = item.dicom.get(attr, "")
+            if o.include_phi:
+                for attr, col in PHI_COLUMNS.items():
+                    row[col] = item.dicom.get(attr, "")
+            row["score"] = s  # the float32 score as a double: exact, so flag == score > threshold
+            row["flag"] = bool(flag)
+            for k in keys:
+                row[f"score_{k}"] = float(r.scores[k][i])
+            row["overlay"] = ""
+            if need_maps and (flag or o.overlays == "all"):
+                name = overlay_name(item.path, frame)
+                row["overlay"] = f"overlays/{name}"
+                amap = r.maps[key][i].copy()
+                caption = f"{key} {s:.5g}" + ("  FLAGGED" if flag else "")
+                files.append((out / "overlays" / name,
+                              partial(overlay_png, img, amap, map_scale, caption)))
+                if o.dicom_sc and item.dicom.get("SOPInstanceUID"):
+                    files.append((out / "dicom" / (name[:-4] + ".dcm"),
+                                  partial(_sc_bytes, img, amap, map_scale, item.dicom,
+                                          run_id, frame, description, o.include_phi)))
+            row["decode_ms"] = round(item.seconds * 1000 / max(item.n_frames, 1), 3)
+            row["engine_ms"] = round(score_ms, 3)
+            row.update(audit)
+            rows.append(row)
+            n_flagged += bool(flag)
+        n_images += len(rows)
+        pending.clear()
+        writer.put(rows, [], files)
+
+    t_run = time.perf_counter()
+    split = f"{d_workers} decode worker(s), {e_threads} engine thread(s)"
+    try:
+        with Decoder(partial(decode_item, size=engine.image_size, modality=modality,
+                             include_phi=o.include_phi), workers=d_workers) as dec:
+            for item in dec.decode(todo):
+                if item.error:
+                    flush()  # keep rows in input order around the error
+                    kind, message = item.error
+                    writer.put([], [{"path": item.path, "reason": kind,
+                                     "message": " ".join(message.split())}], [])
+                    n_errors += 1
+                else:
+                    already = done_frames.get(item.path, set())
+                    for frame, img in item.frames:
+                        if frame not in already:
+                            pending.append((item, frame, img))
+                            if len(pending) >= o.batch_size:
+                                flush()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(flagged=n_flagged, errors=n_errors, refresh=False)
+            flush()
+    finally:
+        if bar is not None:
+            bar.close()
+        try:
+            writer.finish()
+        finally:
+            journal.close()
+    seconds = time.perf_counter() - t_run
+
+    rows = journal.rows
+    studies = study_rows(rows, threshold)
+    jr.write_csv(out / jr.STUDIES_CSV, list(studies[0]) if studies else
+                 ["study", "n_images", "score", "flag", "top_path", "top_frame"], studies)
+    by_reason: dict[str, int] = {}
+    for e in journal.errors:
+        by_reason[e["reason"]] = by_reason.get(e["reason"], 0) + 1
+    summary = ScreenSummary(
+        out=str(out), files=len({r["path"] for r in rows}) + len(journal.errors),
+        images=len(rows), flagged=sum(bool(r["flag"]) for r in rows), errors=len(journal.errors),
+        studies=len(studies), flagged_studies=sum(bool(s["flag"]) for s in studies),
+        skipped_done=skipped, seconds=seconds,
+        images_per_second=n_images / seconds if seconds > 0 else 0.0,
+        calibrated=threshold is not None and o.threshold is None, operating_point=op_name,
+        threshold=threshold, score=key, report=str(out / "report.html"),
+        errors_by_reason=by_reason, notes=notes)
+    write_report(out / "report.html", engine=engine, manifest=manifest, rows=rows,
+                 errors=journal.errors, studies=studies, summary=summary, key=key,
+                 map_scale=map_scale, top_n=o.top_n, split=split,
+                 total_seconds=time.perf_counter() - t_start)
+    (out / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    return summary
+
+
+def _sc_bytes(img, amap, scale, dicom, run_id, frame, description, include_phi) -> bytes:
+    return secondary_capture(overlay_rgb(img, amap, scale), dicom, run_id=run_id, frame=frame,
+                             description=description, include_phi=include_phi)
