@@ -66,7 +66,7 @@ def calibrate(bundle: str | os.PathLike, data: str | os.PathLike, *,
         bundle: the bundle (its manifest is rewritten with ``write``).
         data: normal images: a folder, a file list, or a Med-AD dataset (its test/0 images).
         specificities: target specificities (fractions of normal images not flagged).
-        min_images: fewest usable images accepted.
+        min_images: fewest usable images accepted (at least MIN_IMAGES).
         drop_training_images: leave out images the model was trained on instead of refusing.
         write: store the result in the manifest.
 
@@ -82,6 +82,9 @@ def calibrate(bundle: str | os.PathLike, data: str | os.PathLike, *,
     from ddad_rt.screen.decode import Decoder, decode_item
 
     bundle = Path(bundle)
+    if min_images < MIN_IMAGES:
+        msg = f"min_images must be at least {MIN_IMAGES} (thresholds on fewer are too noisy), got {min_images}"
+        raise ValueError(msg)
     specificities = sorted({float(s) for s in specificities})
     for s in specificities:
         if not 0.0 < s < 1.0:
@@ -155,6 +158,8 @@ def calibrate(bundle: str | os.PathLike, data: str | os.PathLike, *,
         "unreadable": len(unreadable),
         "data": str(Path(data).resolve()),
         "calibrated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        # Thresholds hold for the arithmetic they were computed with.
+        "backend": engine.info["backend"], "precision": engine.info["precision"],
         "ddad_rt": __version__,
         "normal_score_median": {k: float(np.median(v)) for k, v in all_scores.items()},
     }

@@ -191,7 +191,7 @@ def cmd_screen(a: argparse.Namespace) -> int:
                          overlays=a.overlays, dicom_sc=a.dicom_sc, include_phi=a.include_phi,
                          any_modality=a.any_modality, top_n=a.top_n, device=a.device,
                          decode_workers=a.decode_workers, engine_threads=a.engine_threads,
-                         batch_size=a.batch_size)
+                         batch_size=a.batch_size, retry_errors=a.retry_errors)
     summary = screen(a.bundle, a.inputs, a.out, opts, progress=not a.no_progress)
     print(summary.text())
     return 1 if summary.errors else 0
@@ -403,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine-threads", type=int, default=None,
                    help="engine CPU threads (default: all cores)")
     s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--retry-errors", action="store_true",
+                   help="when resuming, try the files in errors.csv again (default: they count as done)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_screen)
 
@@ -459,6 +461,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a disk full, a share gone: the message says which file
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception:  # noqa: BLE001 - a bug: say so, with the traceback, and its own exit status
+        import traceback
+
+        traceback.print_exc()
+        print("error: ddad-rt failed unexpectedly (exit status 3); please report the traceback "
+              "above. Rerunning a screen resumes where it stopped.", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ The engine then maps uint8 x to (x / 255 - 0.5) / 0.5.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -113,6 +115,17 @@ def _is_dicom(data: bytes, name: str) -> bool:
     return data[:2] == b"\x08\x00" and data[4:6].isalpha()
 
 
+@contextlib.contextmanager
+def _quiet_pydicom_log():
+    log = logging.getLogger("pydicom")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _decode_dicom(data: bytes, name: str) -> DecodedFile:
     try:
         import pydicom
@@ -120,9 +133,9 @@ def _decode_dicom(data: bytes, name: str) -> DecodedFile:
     except ImportError:
         msg = f"{name} is DICOM, which needs pydicom (a dependency of ddad-rt): pip install pydicom"
         raise ImportError(msg) from None
-    with warnings.catch_warnings():
-        # pydicom warns about invalid element values quoting them: a warning could carry a
-        # patient's name into a log.
+    with warnings.catch_warnings(), _quiet_pydicom_log():
+        # pydicom warns and logs about invalid element values quoting them: either could
+        # carry a patient's name into a log.
         warnings.simplefilter("ignore")
         try:
             ds = pydicom.dcmread(io.BytesIO(data), force=True)
@@ -151,14 +164,22 @@ def _decode_dicom(data: bytes, name: str) -> DecodedFile:
                 raise DecodeError(msg, "unsupported") from None
             msg = f"cannot decode DICOM pixel data of {name}: {type(e).__name__}: {text[:200]}"
             raise DecodeError(msg, "corrupt") from None
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        try:
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+        except (TypeError, ValueError):
+            msg = f"{name}: DICOM NumberOfFrames is not a number"
+            raise DecodeError(msg, "corrupt") from None
         if frames == 1 and arr.ndim == 2:
             arr = arr[None]
         if arr.ndim != 3 or arr.shape[0] != frames:
             msg = f"{name}: unexpected DICOM pixel array shape {arr.shape} for {frames} frame(s)"
             raise DecodeError(msg, "unsupported")
-        arr = apply_modality_lut(arr, ds)
-        arr = apply_voi_lut(arr, ds, index=0)
+        try:
+            arr = apply_modality_lut(arr, ds)
+            arr = apply_voi_lut(arr, ds, index=0)
+        except Exception as e:  # noqa: BLE001 - malformed rescale, LUT or window attributes
+            msg = f"{name}: malformed DICOM modality LUT, rescale or window ({type(e).__name__})"
+            raise DecodeError(msg, "corrupt") from None
         info = {}
         for key in (*DICOM_UID_ATTRIBUTES, "Modality", *PHI_ATTRIBUTES):
             value = ds.get(key)

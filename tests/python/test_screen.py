@@ -290,28 +290,66 @@ def comparable(out: Path) -> list[tuple]:
                    x["flag"]) for x in read_rows(out))
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        for children in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                kids = {int(c) for c in children.read_text().split()}
+            except OSError:
+                continue
+            todo += list(kids - out)
+            out |= kids
+    return out
+
+
+def alive(pids: set[int]) -> set[int]:
+    out = set()
+    for p in pids:
+        try:
+            state = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            out.add(p)
+    return out
+
+
 def test_sigkill_midway_then_rerun_gives_the_uninterrupted_result(mr_bundle, big_archive, tmp_path):
     args = ["screen", mr_bundle, big_archive, "--batch-size", "4", "--no-progress",
-            "--overlays", "flagged"]
+            "--overlays", "flagged", "--decode-workers", "2"]
     ref = tmp_path / "ref"
     assert run_cli(*args, "--out", ref).returncode == 1  # broken.png
     out = tmp_path / "killed"
+    journal = out / "results.jsonl"
     kills = 0
-    for target in (30, 200):  # kill twice: early, and around the multi-frame file's turn
+    # Kill twice: early, and in the middle of the 40-frame file (listed last).
+    for ready in (lambda data: data.count(b"\n") >= 10,
+                  lambda data: 5 <= data.count(b"zz_multi") < 40):
         proc = subprocess.Popen([sys.executable, "-m", "ddad_rt.cli", *map(str, args), "--out", str(out)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        journal = out / "results.jsonl"
         deadline = time.monotonic() + 120
+        workers: set[int] = set()
         while time.monotonic() < deadline and proc.poll() is None:
-            if journal.is_file() and journal.stat().st_size > target * 150:
+            workers |= descendants(proc.pid)
+            if journal.is_file() and ready(journal.read_bytes()):
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
                 break
-            time.sleep(0.005)
+            time.sleep(0.002)
         proc.wait(timeout=60)
-    assert kills >= 1, "the run finished before it could be killed: make the archive larger"
-    n_before = len(read_rows(out))
-    assert 0 < n_before < len(read_rows(ref))
+        assert workers, "no decoder process was seen"
+        # Its decoder processes do not outlive it.
+        deadline = time.monotonic() + 10
+        while alive(workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(workers), f"decoder processes left behind: {alive(workers)}"
+    assert kills == 2, "the run finished before it could be killed"
+    rows = read_rows(out)
+    assert 0 < len(rows) < len(read_rows(ref))
+    assert 0 < sum(x["path"].endswith("zz_multi.dcm") for x in rows) < 40
     r = run_cli(*args, "--out", out)
     assert r.returncode == 1, r.stderr
     assert "already done" in r.stdout
@@ -344,6 +382,23 @@ def test_torn_last_rows_are_cut_and_redone(mr_bundle, big_archive, tmp_path):
     assert len(read_csv(out / "results.csv")) == len(files)
 
 
+def test_a_multi_frame_file_cut_midway_resumes_with_its_missing_frames(mr_bundle, big_archive, tmp_path):
+    from ddad_rt.screen import ScreenOptions, screen
+
+    opts = ScreenOptions(batch_size=8, overlays="none", decode_workers=0, engine_threads=1)
+    multi = [big_archive / "zz_multi.dcm"]
+    screen(mr_bundle, multi, tmp_path / "ref", opts, progress=False)
+    out = tmp_path / "cut"
+    screen(mr_bundle, multi, out, opts, progress=False)
+    lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    assert len(lines) == 40
+    (out / "results.jsonl").write_text("".join(lines[:13]))  # killed after 13 of 40 frames
+    summary = screen(mr_bundle, multi, out, opts, progress=False)
+    assert summary.skipped_done == 0 and summary.images == 40
+    assert comparable(out) == comparable(tmp_path / "ref")
+    assert sorted(x["frame"] for x in read_rows(out)) == list(range(40))
+
+
 def crashing_decode(path: str):
     """A decoder that dies like a segfaulting codec on files named crash*."""
     from ddad_rt.screen.decode import decode_item
@@ -354,17 +409,126 @@ def crashing_decode(path: str):
 
 
 def test_a_decoder_crash_costs_only_its_file(big_archive):
+    """Crashes while every task is in flight, and while the consumer is busy elsewhere (the
+    pool breaks between submissions)."""
     from ddad_rt.screen.decode import Decoder
 
-    files = [str(p) for p in sorted(big_archive.glob("img_000*.png"))]
+    files = [str(p) for p in sorted(big_archive.glob("img_00*.png"))]
     crash = str(big_archive / "crash_me.png")
-    paths = files[:5] + [crash] + files[5:]
-    with Decoder(crashing_decode, workers=1, chunk=3) as dec:
-        items = list(dec.decode(paths))
-    assert [i.path for i in items] == paths
-    bad = [i for i in items if i.error]
-    assert [(i.path, i.error[0]) for i in bad] == [(crash, "decoder_crashed")]
-    assert all(len(i.frames) == 1 for i in items if not i.error)
+    paths = files[:5] + [crash] + files[5:40] + [crash.replace("me", "again")] + files[40:60]
+    for delay in (0.0, 0.02):
+        with Decoder(crashing_decode, workers=1, chunk=2, ahead=2) as dec:
+            items = []
+            for item in dec.decode(paths):
+                items.append(item)
+                time.sleep(delay)  # the engine scoring
+        assert [i.path for i in items] == paths
+        bad = [(Path(i.path).name, i.error[0]) for i in items if i.error]
+        assert bad == [("crash_me.png", "decoder_crashed"), ("crash_again.png", "decoder_crashed")]
+        assert all(len(i.frames) == 1 for i in items if not i.error)
+
+
+def test_malformed_dicom_attributes_cost_only_their_file(mr_bundle, tmp_path):
+    """Values a scanner got wrong (a rescale slope that is not a number, a LUT without data)
+    are errors of that file, and their text (it could be anything) is not quoted."""
+    from pydicom import config
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    src = tmp_path / "in"
+    good = full_range(synth_images(1, seed=3)[0])
+    write(src / "ok.dcm", make_dicom(good))
+    import warnings
+
+    mode = config.settings.writing_validation_mode
+    config.settings.writing_validation_mode = config.IGNORE
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom rightly complains about these values
+            for name, tag, vr, value in (("slope.dcm", 0x00281053, "DS", b"Doe^Jane"),
+                                         ("window.dcm", 0x00281051, "DS", b"ab c")):
+                ds = pydicom.dcmread(src / "ok.dcm")
+                # Raw bytes, as a broken scanner wrote them (pydicom will not build them).
+                ds[tag] = RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
+                if name == "window.dcm":
+                    ds.WindowCenter = ["100", "200"]
+                else:
+                    ds.RescaleIntercept = "0"
+                ds.save_as(src / name)
+    finally:
+        config.settings.writing_validation_mode = mode
+    out = tmp_path / "out"
+    r = run_cli("screen", mr_bundle, src, "--out", out, "--no-progress")
+    assert r.returncode == 1, r.stderr
+    assert [Path(x["path"]).name for x in read_rows(out)] == ["ok.dcm"]
+    errors = {Path(e["path"]).name: e for e in read_csv(out / "errors.csv")}
+    assert set(errors) == {"slope.dcm", "window.dcm"}
+    assert {e["reason"] for e in errors.values()} == {"corrupt"}
+    assert PATIENT not in (out / "errors.csv").read_text() + r.stderr + r.stdout
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux file names are bytes")
+def test_non_utf8_file_names_are_screened_and_resumed(mr_bundle, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    name = os.fsdecode(b"M\xfcller.png")  # Latin-1 bytes: not UTF-8
+    Image.fromarray(synth_images(1, seed=4)[0]).save(src / name)
+    Image.fromarray(synth_images(1, seed=5)[0]).save(src / "plain.png")
+    out = tmp_path / "out"
+    r = run_cli("screen", mr_bundle, src, "--out", out, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("screen", mr_bundle, src, "--out", out, "--no-progress")
+    assert r.returncode == 0 and "2 files were already done" in r.stdout, r.stdout + r.stderr
+    assert len(read_rows(out)) == 2
+    assert b"M\xfcller.png" in (out / "results.csv").read_bytes()
+
+
+def test_symlink_loops_and_aliases_list_each_file_once(tmp_path):
+    from ddad_rt.screen.inputs import list_inputs
+
+    root = tmp_path / "archive"
+    (root / "a" / "b").mkdir(parents=True)
+    for p in (root / "top.png", root / "a" / "x.png", root / "a" / "b" / "y.png"):
+        p.write_bytes(b"x")
+    (root / "a" / "b" / "loop").symlink_to(root)  # a cycle
+    (root / "alias").symlink_to(root / "a")  # the same folder twice
+    got = list_inputs([root, root / "a" / "x.png"])
+    assert sorted(p.name for p in got) == ["top.png", "x.png", "y.png"]
+
+
+def test_retry_errors_screens_files_that_failed_before(mr_bundle, tmp_path):
+    late = tmp_path / "late.png"
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{late}\n")
+    out = tmp_path / "out"
+    assert run_cli("screen", mr_bundle, listing, "--out", out, "--no-progress").returncode == 1
+    Image.fromarray(synth_images(1, seed=6)[0]).save(late)  # the share came back
+    r = run_cli("screen", mr_bundle, listing, "--out", out, "--no-progress")
+    assert r.returncode == 1 and len(read_rows(out)) == 0  # errors count as done by default
+    r = run_cli("screen", mr_bundle, listing, "--out", out, "--no-progress", "--retry-errors")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(read_rows(out)) == 1 and read_csv(out / "errors.csv") == []
+
+
+def test_a_second_run_into_the_same_folder_is_refused(mr_bundle, archive, tmp_path):
+    from ddad_rt.screen import journal
+
+    out = tmp_path / "out"
+    out.mkdir()
+    held = journal.lock_out(out)  # a run in progress
+    try:
+        r = run_cli("screen", mr_bundle, archive["root"] / "a.png", "--out", out, "--no-progress")
+        assert r.returncode == 2 and "another ddad-rt screen run" in r.stderr
+    finally:
+        held.close()
+    assert run_cli("screen", mr_bundle, archive["root"] / "a.png", "--out", out,
+                   "--no-progress").returncode == 0
+
+
+def test_csv_list_without_path_column_is_refused(mr_bundle, tmp_path):
+    (tmp_path / "l.csv").write_text("/some/file.png\n")
+    r = run_cli("screen", mr_bundle, tmp_path / "l.csv", "--out", tmp_path / "out")
+    assert r.returncode == 2 and "'path' column" in r.stderr
 
 
 # --- calibration --------------------------------------------------------------------------

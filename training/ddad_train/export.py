@@ -149,7 +149,7 @@ def export_bundle(udm: BatchedAE, ndm: BatchedAE, out_dir: str | Path, *, config
 
 
 def add_refiners(src: str | Path, out_dir: str | Path, refiners: dict[str, RefineNet], *,
-                 config: dict, training: dict) -> Path:
+                 config: dict, training: dict, image_hashes=None) -> Path:
     """Writes a bundle = the bundle ``src`` (its ensemble graph byte for byte) plus the
     refinement graphs, with the scores and default score they bring.
 
@@ -159,6 +159,8 @@ def add_refiners(src: str | Path, out_dir: str | Path, refiners: dict[str, Refin
         refiners: trained refinement networks by name ("dual", "intra").
         config: the run's TrainConfig as a dict (replaces the manifest's).
         training: merged into the manifest's training record (e.g. refinement losses).
+        image_hashes: hashes of the images the refiners trained on, added to those ``src``
+            records (they differ when ``ddad-rt refine`` is given other data).
     """
     src, out_dir = Path(src), Path(out_dir)
     manifest = bundle_io.read_manifest(src, verify=True)
@@ -167,8 +169,11 @@ def add_refiners(src: str | Path, out_dir: str | Path, refiners: dict[str, Refin
     image_size = manifest["image_size"][0]
     graphs = {"ensemble": "ensemble.onnx"}
     shutil.copyfile(src / manifest["graphs"]["ensemble"], tmp / "ensemble.onnx")
-    if (src / bundle_io.TRAINING_HASHES).is_file():
-        shutil.copyfile(src / bundle_io.TRAINING_HASHES, tmp / bundle_io.TRAINING_HASHES)
+    known = bundle_io.read_training_hashes(src)
+    if known is not None or image_hashes is not None:
+        merged = (known or set()) | set(image_hashes or ())
+        training = {**training, "images_hashed": bundle_io.write_training_hashes(
+            tmp / bundle_io.TRAINING_HASHES, merged)}
     scores = ["rec", "intra", "inter"]
     for name in ("intra", "dual"):  # key order of DESIGN.md section 3
         if name in refiners:

@@ -201,7 +201,10 @@ def refine_bundle(src: str | Path, out: str | Path, images: np.ndarray, cfg: Tra
     result = train_refiners(images, src, cfg, progress=progress, checkpoint=checkpoint)
     training = {"losses": {f"refine_{n}": v for n, v in result.losses.items()},
                 "seconds": {"refine": round(result.seconds, 1)}}
-    return add_refiners(src, out, result.nets, config=cfg.to_dict(), training=training)
+    from ddad_rt.bundle import image_hash
+
+    return add_refiners(src, out, result.nets, config=cfg.to_dict(), training=training,
+                        image_hashes=[image_hash(img) for img in images])
 
 
 def refine_existing(src: str | Path, out: str | Path, data: str | Path, overrides: dict,

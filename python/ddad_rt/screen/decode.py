@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -84,15 +85,44 @@ def decode_item(path: str, size: tuple[int, int], modality: str | None = None,
         item.error = ("unreadable", f"{path}: permission denied")
     except ImportError as e:  # pydicom missing for a DICOM file
         item.error = ("unsupported", str(e))
-    except (OSError, ValueError, MemoryError) as e:
-        item.error = ("unreadable" if isinstance(e, OSError) else "corrupt",
-                      f"{path}: {type(e).__name__}: {e}")
+    except OSError as e:
+        item.error = ("unreadable", f"{path}: {e.strerror or type(e).__name__}")
+    except MemoryError:
+        item.error = ("too_large", f"{path}: not enough memory to decode it")
+    except Exception as e:  # noqa: BLE001 - a malformed file must cost only itself
+        # The type only: an exception's text may quote a DICOM value (a patient's name).
+        item.error = ("corrupt", f"{path}: cannot decode ({type(e).__name__})")
     item.seconds = time.perf_counter() - t0
     return item
 
 
 def _decode_chunk(paths: list[str], decode_one) -> list[DecodedItem]:
-    return [decode_one(p) for p in paths]
+    out = []
+    for p in paths:
+        try:
+            out.append(decode_one(p))
+        except Exception as e:  # noqa: BLE001 - a custom decode_one that raises
+            out.append(DecodedItem(p, error=("corrupt", f"{p}: cannot decode ({type(e).__name__})")))
+    return out
+
+
+def _watch_parent(pid: int) -> None:
+    """Worker initializer: exit when the screening process is gone (killed with -9, say),
+    instead of lingering on the task queue."""
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return
+
+    def loop() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # the pid was reused by another user's process
+                os._exit(0)
+
+    threading.Thread(target=loop, name="ddad-rt-parent-watch", daemon=True).start()
 
 
 def _context():
@@ -142,7 +172,8 @@ class Decoder:
         if self.threads:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ddad-rt-decode")
         else:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=_context())
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=_context(),
+                                             initializer=_watch_parent, initargs=(os.getpid(),))
         return self._pool
 
     def close(self) -> None:
@@ -157,25 +188,29 @@ class Decoder:
         self.close()
 
     def _isolate(self, paths: list[str]) -> Iterator[DecodedItem]:
-        """After a worker crash: each file alone in a fresh pool, so the culprit is found."""
+        """After a worker crash: each file alone, so the culprit is found (the pool is
+        rebuilt after each crash only)."""
+        pool = self._new_pool()
         for p in paths:
-            pool = self._new_pool()
             try:
-                yield pool.submit(self.decode_one, p).result()
+                item = pool.submit(self.decode_one, p).result()
             except BrokenProcessPool:
                 self.crashes += 1
-                yield DecodedItem(p, error=("decoder_crashed",
-                                            f"{p}: the decoder process crashed on this file"))
-        self._new_pool()
+                item = DecodedItem(p, error=("decoder_crashed",
+                                             f"{p}: the decoder process crashed on this file"))
+                pool = self._new_pool()
+            yield item
 
     def decode(self, paths: Iterable[str]) -> Iterator[DecodedItem]:
         if self.workers == 0:
             for p in paths:
                 yield self.decode_one(p)
             return
-        pool = self._pool or self._new_pool()
+        if self._pool is None:
+            self._new_pool()
         work = iter(paths)
-        pending: deque[tuple[list[str], Future]] = deque()
+        # (files, their future; None when the pool broke before they could be submitted)
+        pending: deque[tuple[list[str], Future | None]] = deque()
         task = partial(_decode_chunk, decode_one=self.decode_one)
 
         def fill() -> None:
@@ -183,12 +218,18 @@ class Decoder:
                 chunk = [p for _, p in zip(range(self.chunk), work)]
                 if not chunk:
                     return
-                pending.append((chunk, self._pool.submit(task, chunk)))
+                try:
+                    fut = self._pool.submit(task, chunk)
+                except BrokenProcessPool:  # a worker died while we were scoring
+                    fut = None
+                pending.append((chunk, fut))
 
         fill()
         while pending:
             chunk, fut = pending.popleft()
             try:
+                if fut is None:
+                    raise BrokenProcessPool
                 items = fut.result()
             except BrokenProcessPool:
                 retry = chunk + [p for c, _ in pending for p in c]
@@ -198,4 +239,3 @@ class Decoder:
                 continue
             yield from items
             fill()
-        del pool

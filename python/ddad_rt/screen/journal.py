@@ -22,7 +22,11 @@ RESULTS_CSV = "results.csv"
 ERRORS_CSV = "errors.csv"
 STUDIES_CSV = "studies.csv"
 RUN_JSON = "run.json"
+LOCK = ".ddad-rt-screen.lock"
 ERROR_FIELDS = ["path", "reason", "message"]
+#: Every output is UTF-8; file names that are not (Latin-1 names on Linux arrive as
+#: surrogate escapes) are written back as their original bytes.
+TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}
 
 
 def _cut_torn_tail(path: Path) -> int:
@@ -61,7 +65,7 @@ def _csv_line(fields: list[str], row: dict) -> str:
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with open(tmp, "w", newline="", **TEXT) as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
@@ -74,19 +78,21 @@ class Journal:
     Args:
         out: the output folder.
         fields: the results.csv columns.
+        lock: the folder's lock (lock_out), taken here when not given; released by close().
     """
 
-    def __init__(self, out: Path, fields: list[str]) -> None:
+    def __init__(self, out: Path, fields: list[str], lock=None) -> None:
         self.out = out
         self.fields = fields
         self.torn = 0
         self.rows: list[dict] = []
         self.errors: list[dict] = []
+        self._lock = lock if lock is not None else lock_out(out)
         self._recover()
         # Open for the journal's lifetime; close() syncs and closes them.
-        self._jsonl = open(out / RESULTS_JSONL, "a", encoding="utf-8")  # noqa: SIM115
-        self._csv = open(out / RESULTS_CSV, "a", encoding="utf-8", newline="")  # noqa: SIM115
-        self._err = open(out / ERRORS_CSV, "a", encoding="utf-8", newline="")  # noqa: SIM115
+        self._jsonl = open(out / RESULTS_JSONL, "a", **TEXT)  # noqa: SIM115
+        self._csv = open(out / RESULTS_CSV, "a", newline="", **TEXT)  # noqa: SIM115
+        self._err = open(out / ERRORS_CSV, "a", newline="", **TEXT)  # noqa: SIM115
         if self._err.tell() == 0:
             self._err.write(_csv_line(ERROR_FIELDS, dict(zip(ERROR_FIELDS, ERROR_FIELDS))))
             self._sync(self._err)
@@ -96,18 +102,29 @@ class Journal:
         self.torn = _cut_torn_tail(jsonl) + _cut_torn_tail(errors)
         seen = set()
         if jsonl.is_file():
-            with open(jsonl, encoding="utf-8") as f:
-                for line in f:
-                    if not line.strip():
-                        continue
-                    row = json.loads(line)
-                    key = (row["path"], row["frame"])
+            good = 0  # bytes of intact lines
+            with open(jsonl, "rb") as f:
+                for raw in f:
+                    try:
+                        row = json.loads(raw.decode(**TEXT))
+                        key = (row["path"], row["frame"])
+                    except (ValueError, KeyError, TypeError):
+                        # A damaged line (power loss, a disk error): everything from here
+                        # on is redone rather than trusted.
+                        break
+                    good += len(raw)
                     if key not in seen:  # cannot happen, but never report a row twice
                         seen.add(key)
                         self.rows.append(row)
+            if good < jsonl.stat().st_size:
+                self.torn += jsonl.stat().st_size - good
+                with open(jsonl, "rb+") as f:
+                    f.truncate(good)
+                    os.fsync(f.fileno())
         if errors.is_file():
-            with open(errors, encoding="utf-8", newline="") as f:
-                self.errors = list(csv.DictReader(f))
+            with open(errors, newline="", **TEXT) as f:
+                rows = list(csv.DictReader(f))
+            self.errors = [e for e in rows if e.get("path") and e.get("reason")]
         # results.csv is derived: rebuild it from the journal (it may lag by the rows written
         # between the journal's fsync and the kill).
         header = _csv_line(self.fields, dict(zip(self.fields, self.fields)))
@@ -142,12 +159,47 @@ class Journal:
             self._sync(self._err)
             self.errors.extend(errors)
 
+    def forget_errors(self, paths: set[str]) -> None:
+        """Drops the error rows of ``paths`` (to retry them), rewriting errors.csv."""
+        self.errors = [e for e in self.errors if e["path"] not in paths]
+        self._err.close()
+        write_csv(self.out / ERRORS_CSV, ERROR_FIELDS, self.errors)
+        self._err = open(self.out / ERRORS_CSV, "a", newline="", **TEXT)  # noqa: SIM115
+
     def close(self) -> None:
         for f in (self._jsonl, self._csv, self._err):
             if not f.closed:
                 f.flush()
                 os.fsync(f.fileno())
                 f.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def lock_out(out: Path):
+    """An exclusive lock on ``out`` for the run: a second run into the same folder would
+    duplicate every row. Released when the process ends, however it ends."""
+    f = open(out / LOCK, "a+", **TEXT)  # noqa: SIM115 - held until close()
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            f.close()
+            msg = f"another ddad-rt screen run is writing to {out}: wait for it, or use another --out"
+            raise FileExistsError(msg) from None
+        return f
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        msg = f"another ddad-rt screen run is writing to {out}: wait for it, or use another --out"
+        raise FileExistsError(msg) from None
+    return f
 
 
 def write_csv(path: Path, fields: list[str], rows: Iterable[dict]) -> None:

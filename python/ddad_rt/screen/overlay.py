@@ -68,7 +68,7 @@ def _uid(*parts: str) -> str:
 
 
 def secondary_capture(rgb: np.ndarray, source: dict[str, str], *, run_id: str, frame: int,
-                      description: str, include_phi: bool) -> bytes:
+                      description: str, include_phi: bool, n_frames: int = 1) -> bytes:
     """A DICOM Secondary Capture (RGB) of an overlay that references its source image.
 
     The SC joins the source's study (StudyInstanceUID) in a series of its own, and refers
@@ -80,6 +80,8 @@ def secondary_capture(rgb: np.ndarray, source: dict[str, str], *, run_id: str, f
         source: the source's DICOM identifiers (ddad_rt.screen.decode.DecodedItem.dicom).
         run_id: identifies the screening run (bundle identity and operating point).
         frame: the source frame.
+        n_frames: the source's frame count (a frame of a multi-frame source is referenced
+            by number).
         description: SeriesDescription / DerivationDescription text.
         include_phi: copy the patient's name, ID and birth date from ``source``.
     """
@@ -108,6 +110,7 @@ def secondary_capture(rgb: np.ndarray, source: dict[str, str], *, run_id: str, f
     ds.DerivationDescription = description[:1024]
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.BurnedInAnnotation = "NO"
+    ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8, for patient names when included
     for key in ("PatientName", "PatientID", "PatientBirthDate"):
         setattr(ds, key, source.get(key, "") if include_phi else "")
     ds.PatientSex = ""
@@ -117,7 +120,7 @@ def secondary_capture(rgb: np.ndarray, source: dict[str, str], *, run_id: str, f
         ref = Dataset()
         ref.ReferencedSOPClassUID = source["SOPClassUID"]
         ref.ReferencedSOPInstanceUID = source["SOPInstanceUID"]
-        if frame:
+        if n_frames > 1:
             ref.ReferencedFrameNumber = frame + 1
         ds.SourceImageSequence = Sequence([ref])
     ds.SamplesPerPixel = 3

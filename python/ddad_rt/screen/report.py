@@ -132,6 +132,7 @@ def write_report(path: Path, *, engine, manifest: dict, rows: list[dict], errors
     """Writes report.html (atomically)."""
     info = engine.info
     scores = np.array([r["score"] for r in rows], dtype=np.float64)
+    scores = scores[np.isfinite(scores)]
     training = manifest.get("training", {})
     data = training.get("data", {})
     cfg = training.get("config", {})
@@ -166,7 +167,8 @@ def write_report(path: Path, *, engine, manifest: dict, rows: list[dict], errors
         ("calibration", (f"{op['n_images']} normal images not used in training "
                          f"({op['calibrated_at']}); thresholds at specificity "
                          f"{', '.join(op['thresholds'])}") if op else
-                        "not calibrated: no image is flagged"),
+                        ("not calibrated" + ("" if summary.threshold is not None
+                                             else ": no image is flagged"))),
     ]
     out = [(f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             f"<meta name=viewport content='width=device-width,initial-scale=1'>"
@@ -211,5 +213,5 @@ def write_report(path: Path, *, engine, manifest: dict, rows: list[dict], errors
         out.append("<p>None.</p>")
     out.append("</body></html>\n")
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(out), encoding="utf-8")
+    tmp.write_text("".join(out), encoding="utf-8", errors="surrogateescape")
     tmp.replace(path)

@@ -15,6 +15,7 @@ import queue
 import sys
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -53,8 +54,17 @@ def default_split(cores: int | None = None) -> tuple[int, int]:
     18 ms) they keep the engine fed. On 2 cores, benchmarks/results/screen/throughput.md
     measured this split as fast as any on PNGs and 1.5x one decoder on JPEG 2000 DICOM.
     """
-    cores = cores or os.cpu_count() or 1
+    cores = cores or _usable_cores()
     return min(cores, MAX_DEFAULT_DECODERS), cores
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under taskset or a
+    container's cpuset), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclass
@@ -74,6 +84,8 @@ class ScreenOptions:
         decode_workers: decoding processes (None: see default_split; 0: in this thread).
         engine_threads: engine CPU threads (None: see default_split).
         batch_size: images per engine call.
+        retry_errors: on a resumed run, try again the files errors.csv lists (a share that
+            was offline, a file since repaired); by default they count as done.
     """
 
     specificity: float = DEFAULT_SPECIFICITY
@@ -88,6 +100,7 @@ class ScreenOptions:
     decode_workers: int | None = None
     engine_threads: int | None = None
     batch_size: int = 64
+    retry_errors: bool = False
 
 
 @dataclass
@@ -147,11 +160,16 @@ class _Writer(threading.Thread):
                 continue
             rows, errors, files = job
             try:
-                for path, make in files:  # overlays before the rows that name them
-                    data = make()
-                    tmp = path.with_name(path.name + ".tmp")
-                    tmp.write_bytes(data)
-                    tmp.replace(path)
+                for path, make, row, column in files:  # pictures before the rows naming them
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")  # pydicom may quote values
+                            data = make()
+                        tmp = path.with_name(path.name + ".tmp")
+                        tmp.write_bytes(data)
+                        tmp.replace(path)
+                    except Exception as e:  # noqa: BLE001 - one picture must not stop the run
+                        row[column] = f"failed ({type(e).__name__})"
                 self.journal.write(rows, errors)
             except BaseException as e:  # noqa: BLE001 - re-raised in the scoring thread
                 self.error = e
@@ -172,7 +190,8 @@ def _columns(keys: list[str], include_phi: bool) -> list[str]:
     cols = ["path", "frame", "n_frames", *DICOM_COLUMNS.values()]
     if include_phi:
         cols += list(PHI_COLUMNS.values())
-    cols += ["score", "flag", *[f"score_{k}" for k in keys], "overlay", "decode_ms", "engine_ms",
+    cols += ["score", "flag", *[f"score_{k}" for k in keys], "overlay", "dicom_sc",
+             "decode_ms", "engine_ms",
              "flagged_on", "operating_point", "threshold", "bundle_identity", "ddad_rt_version"]
     return cols
 
@@ -208,10 +227,6 @@ def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
         FileNotFoundError: an input does not exist.
         ValueError: a bad option (unknown score, uncalibrated specificity, ...).
     """
-    from ddad_rt import __version__
-    from ddad_rt.engine import Engine
-    from ddad_rt.screen.report import study_rows, write_report
-
     o = options or ScreenOptions()
     if o.overlays not in OVERLAYS:
         msg = f"overlays must be one of {', '.join(OVERLAYS)}, got {o.overlays!r}"
@@ -225,7 +240,21 @@ def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
     t_start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = list_inputs(inputs, skip=out)
+    lock = jr.lock_out(out)
+    try:
+        return _screen(bundle, inputs, out, o, progress, lock, d_workers, e_threads, t_start)
+    finally:
+        lock.close()
+
+
+def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d_workers: int,
+            e_threads: int, t_start: float) -> ScreenSummary:
+    from ddad_rt import __version__
+    from ddad_rt.engine import Engine
+    from ddad_rt.screen.report import study_rows, write_report
+
+    listing_problems: list[tuple[str, str]] = []
+    paths = list_inputs(inputs, skip=out, problems=listing_problems)
     engine = Engine(bundle, device=o.device, num_threads=e_threads,
                     max_batch=max(o.batch_size, 1))
     manifest = engine.manifest
@@ -249,26 +278,42 @@ def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
     modality = None if o.any_modality else (manifest.get("modality") or None)
     if not o.any_modality and not modality:
         notes.append("the bundle does not state its modality, so DICOM Modality is not checked")
-    map_scale = (manifest.get("operating_points") or {}).get("map_scale", {}).get(key)
+    op_record = manifest.get("operating_points") or {}
+    map_scale = op_record.get("map_scale", {}).get(key)
     info = engine.info
+    calibrated_with = (op_record.get("backend"), op_record.get("precision"))
+    if threshold is not None and o.threshold is None and calibrated_with[0] and \
+            calibrated_with != (info["backend"], info["precision"]):
+        notes.append(f"the thresholds were calibrated with {calibrated_with[0]} "
+                     f"{calibrated_with[1]}, this run scores with {info['backend']} "
+                     f"{info['precision']}: recalibrate on this device for exact operating points")
+    # Scores differ in the last bits between backends and precisions: one run, one of each.
     run = {"bundle_identity": info["bundle_identity"], "flagged_on": key,
            "operating_point": op_name, "threshold": threshold, "include_phi": o.include_phi,
            "any_modality": o.any_modality, "overlays": o.overlays, "dicom_sc": o.dicom_sc,
-           "image_size": list(engine.image_size), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+           "image_size": list(engine.image_size), "backend": info["backend"],
+           "precision": info["precision"], "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     _check_run_file(out, run, force=False)
     fields = _columns(keys, o.include_phi)
-    journal = jr.Journal(out, fields)
+    journal = jr.Journal(out, fields, lock=lock)
     done_frames, done_counts, error_paths = journal.done()
+    if o.retry_errors and error_paths:
+        journal.forget_errors(error_paths)
+        error_paths = set()
+    new_problems = [{"path": p, "reason": "unreadable", "message": m}
+                    for p, m in listing_problems if p not in error_paths]
     todo, skipped = [], 0
     for p in map(str, paths):
         if p in error_paths or (p in done_counts and len(done_frames[p]) >= done_counts[p]):
             skipped += 1
         else:
             todo.append(p)
-    if o.overlays != "none":
-        (out / "overlays").mkdir(exist_ok=True)
-    if o.dicom_sc:
-        (out / "dicom").mkdir(exist_ok=True)
+    for folder in ("overlays", "dicom"):
+        if folder == "overlays" and o.overlays == "none" or folder == "dicom" and not o.dicom_sc:
+            continue
+        (out / folder).mkdir(exist_ok=True)
+        for tmp in (out / folder).glob("*.tmp"):  # left by a kill mid-write
+            tmp.unlink(missing_ok=True)
     audit = {"flagged_on": key, "operating_point": op_name,
              "threshold": "" if threshold is None else threshold,
              "bundle_identity": info["bundle_identity"], "ddad_rt_version": __version__}
@@ -277,6 +322,8 @@ def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
 
     writer = _Writer(journal, out)
     writer.start()
+    if new_problems:
+        writer.put([], new_problems, [])
     bar = None
     if progress:
         from tqdm import tqdm
@@ -309,18 +356,20 @@ def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
             row["flag"] = bool(flag)
             for k in keys:
                 row[f"score_{k}"] = float(r.scores[k][i])
-            row["overlay"] = ""
+            row["overlay"] = row["dicom_sc"] = ""
             if need_maps and (flag or o.overlays == "all"):
                 name = overlay_name(item.path, frame)
                 row["overlay"] = f"overlays/{name}"
                 amap = r.maps[key][i].copy()
                 caption = f"{key} {s:.5g}" + ("  FLAGGED" if flag else "")
                 files.append((out / "overlays" / name,
-                              partial(overlay_png, img, amap, map_scale, caption)))
+                              partial(overlay_png, img, amap, map_scale, caption), row, "overlay"))
                 if o.dicom_sc and item.dicom.get("SOPInstanceUID"):
-                    files.append((out / "dicom" / (name[:-4] + ".dcm"),
-                                  partial(_sc_bytes, img, amap, map_scale, item.dicom,
-                                          run_id, frame, description, o.include_phi)))
+                    row["dicom_sc"] = f"dicom/{name[:-4]}.dcm"
+                    files.append((out / row["dicom_sc"],
+                                  partial(_sc_bytes, img, amap, map_scale, item.dicom, run_id,
+                                          frame, item.n_frames, description, o.include_phi),
+                                  row, "dicom_sc"))
             row["decode_ms"] = round(item.seconds * 1000 / max(item.n_frames, 1), 3)
             row["engine_ms"] = round(score_ms, 3)
             row.update(audit)
@@ -370,7 +419,7 @@ def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
     for e in journal.errors:
         by_reason[e["reason"]] = by_reason.get(e["reason"], 0) + 1
     summary = ScreenSummary(
-        out=str(out), files=len({r["path"] for r in rows}) + len(journal.errors),
+        out=str(out), files=len({r["path"] for r in rows} | {e["path"] for e in journal.errors}),
         images=len(rows), flagged=sum(bool(r["flag"]) for r in rows), errors=len(journal.errors),
         studies=len(studies), flagged_studies=sum(bool(s["flag"]) for s in studies),
         skipped_done=skipped, seconds=seconds,
@@ -386,6 +435,8 @@ def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
     return summary
 
 
-def _sc_bytes(img, amap, scale, dicom, run_id, frame, description, include_phi) -> bytes:
+def _sc_bytes(img, amap, scale, dicom, run_id, frame, n_frames, description,
+              include_phi) -> bytes:
     return secondary_capture(overlay_rgb(img, amap, scale), dicom, run_id=run_id, frame=frame,
-                             description=description, include_phi=include_phi)
+                             n_frames=n_frames, description=description,
+                             include_phi=include_phi)
