@@ -52,7 +52,8 @@ def default_split(cores: int | None = None) -> tuple[int, int]:
     there is decoding to do, so with cheap files (small PNGs: 0.3 ms against 3 ms of scoring)
     they idle and the engine has the cores, and with expensive ones (512x512 JPEG 2000 DICOM,
     18 ms) they keep the engine fed. On 2 cores, benchmarks/results/screen/throughput.md
-    measured this split as fast as any on PNGs and 1.5x one decoder on JPEG 2000 DICOM.
+    measured this split within 4% of the fastest on PNGs and 1.4x one decoder on JPEG 2000
+    DICOM.
     """
     cores = cores or _usable_cores()
     return min(cores, MAX_DEFAULT_DECODERS), cores
