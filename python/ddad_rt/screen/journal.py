@@ -14,7 +14,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 RESULTS_JSONL = "results.jsonl"
@@ -85,7 +85,11 @@ class Journal:
         self.out = out
         self.fields = fields
         self.torn = 0
-        self.rows: list[dict] = []
+        self.n_rows = 0
+        #: (path -> frames done, path -> frame count): what a rerun skips. The rows
+        #: themselves stay on disk (iter_rows), so memory does not grow with the images.
+        self.frames: dict[str, set[int]] = {}
+        self.counts: dict[str, int] = {}
         self.errors: list[dict] = []
         self._lock = lock if lock is not None else lock_out(out)
         self._recover()
@@ -100,45 +104,52 @@ class Journal:
     def _recover(self) -> None:
         jsonl, errors = self.out / RESULTS_JSONL, self.out / ERRORS_CSV
         self.torn = _cut_torn_tail(jsonl) + _cut_torn_tail(errors)
-        seen = set()
-        if jsonl.is_file():
-            good = 0  # bytes of intact lines
-            with open(jsonl, "rb") as f:
-                for raw in f:
-                    try:
-                        row = json.loads(raw.decode(**TEXT))
-                        key = (row["path"], row["frame"])
-                    except (ValueError, KeyError, TypeError):
-                        # A damaged line (power loss, a disk error): everything from here
-                        # on is redone rather than trusted.
-                        break
-                    good += len(raw)
-                    if key not in seen:  # cannot happen, but never report a row twice
-                        seen.add(key)
-                        self.rows.append(row)
-            if good < jsonl.stat().st_size:
-                self.torn += jsonl.stat().st_size - good
-                with open(jsonl, "rb+") as f:
-                    f.truncate(good)
-                    os.fsync(f.fileno())
+        # results.csv is derived: rebuilt from the journal, streaming (it may lag by the rows
+        # written between the journal's fsync and the kill).
+        tmp = self.out / (RESULTS_CSV + ".tmp")
+        with open(tmp, "w", newline="", **TEXT) as csv_out:
+            csv_out.write(_csv_line(self.fields, dict(zip(self.fields, self.fields))))
+            if jsonl.is_file():
+                good = 0  # bytes of intact lines
+                with open(jsonl, "rb") as f:
+                    for raw in f:
+                        try:
+                            row = json.loads(raw.decode(**TEXT))
+                            key = (row["path"], int(row["frame"]))
+                            n_frames = int(row["n_frames"])
+                        except (ValueError, KeyError, TypeError):
+                            # A damaged line (power loss, a disk error): everything from
+                            # here on is redone rather than trusted.
+                            break
+                        good += len(raw)
+                        if self._add(key, n_frames):
+                            self.n_rows += 1
+                            csv_out.write(_csv_line(self.fields, row))
+                if good < jsonl.stat().st_size:
+                    self.torn += jsonl.stat().st_size - good
+                    with open(jsonl, "rb+") as f:
+                        f.truncate(good)
+                        os.fsync(f.fileno())
+            csv_out.flush()
+            os.fsync(csv_out.fileno())
+        tmp.replace(self.out / RESULTS_CSV)
         if errors.is_file():
             with open(errors, newline="", **TEXT) as f:
                 rows = list(csv.DictReader(f))
             self.errors = [e for e in rows if e.get("path") and e.get("reason")]
-        # results.csv is derived: rebuild it from the journal (it may lag by the rows written
-        # between the journal's fsync and the kill).
-        header = _csv_line(self.fields, dict(zip(self.fields, self.fields)))
-        _atomic_write(self.out / RESULTS_CSV, header + "".join(_csv_line(self.fields, r)
-                                                               for r in self.rows))
+
+    def _add(self, key: tuple[str, int], n_frames: int) -> bool:
+        """Records (path, frame) as done; False when it already was."""
+        frames = self.frames.setdefault(key[0], set())
+        if key[1] in frames:
+            return False
+        frames.add(key[1])
+        self.counts[key[0]] = n_frames
+        return True
 
     def done(self) -> tuple[dict[str, set[int]], dict[str, int], set[str]]:
         """(frames done per path, frame count per path, paths with an error row)."""
-        frames: dict[str, set[int]] = {}
-        counts: dict[str, int] = {}
-        for r in self.rows:
-            frames.setdefault(r["path"], set()).add(int(r["frame"]))
-            counts[r["path"]] = int(r["n_frames"])
-        return frames, counts, {e["path"] for e in self.errors}
+        return self.frames, self.counts, {e["path"] for e in self.errors}
 
     @staticmethod
     def _sync(f) -> None:
@@ -147,13 +158,15 @@ class Journal:
 
     def write(self, rows: Iterable[dict], errors: Iterable[dict]) -> None:
         """Appends rows and error rows: the journal first (synced), then the CSV files."""
-        rows, errors = list(rows), list(errors)
+        # A row already in the journal (a batch a restarted worker scored twice) is dropped.
+        rows = [r for r in rows if self._add((r["path"], int(r["frame"])), int(r["n_frames"]))]
+        errors = list(errors)
         if rows:
             self._jsonl.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows))
             self._sync(self._jsonl)
             self._csv.write("".join(_csv_line(self.fields, r) for r in rows))
             self._csv.flush()
-            self.rows.extend(rows)
+            self.n_rows += len(rows)
         if errors:
             self._err.write("".join(_csv_line(ERROR_FIELDS, e) for e in errors))
             self._sync(self._err)
@@ -200,6 +213,16 @@ def lock_out(out: Path):
         msg = f"another ddad-rt screen run is writing to {out}: wait for it, or use another --out"
         raise FileExistsError(msg) from None
     return f
+
+
+def iter_rows(out: Path) -> Iterator[dict]:
+    """The result rows in ``out``'s journal, one at a time."""
+    path = out / RESULTS_JSONL
+    if not path.is_file():
+        return
+    with open(path, "rb") as f:
+        for raw in f:
+            yield json.loads(raw.decode(**TEXT))
 
 
 def write_csv(path: Path, fields: list[str], rows: Iterable[dict]) -> None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import base64
 import html
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,24 +26,77 @@ INTENDED_USE = (
     "was not validated clinically, and must not be used to rule anything in or out.")
 
 
-def study_rows(rows: list[dict], threshold: float | None) -> list[dict]:
+@dataclass
+class Tally:
+    """What the report and studies.csv need from the result rows, gathered in one pass
+    over the journal (rows are never all in memory).
+
+    Attributes:
+        images: result rows.
+        files: files with rows (each has a frame 0).
+        flagged: flagged rows.
+        scores: every row's flagged-on score (8 bytes per image).
+        top: the most anomalous rows, most anomalous first.
+        studies: one row per study (study_rows).
+    """
+
+    images: int = 0
+    files: int = 0
+    flagged: int = 0
+    scores: array = field(default_factory=lambda: array("d"))
+    top: list[dict] = field(default_factory=list)
+    studies: list[dict] = field(default_factory=list)
+
+
+def _top_key(r: dict) -> tuple:
+    return (-r["score"], r["path"], r["frame"])
+
+
+def tally(rows: Iterable[dict], threshold: float | None, top_n: int) -> Tally:
+    """One pass over the result rows: counts, scores, the top ``top_n`` and the studies."""
+    t = Tally()
+    studies: dict[str, dict] = {}
+    for r in rows:
+        t.images += 1
+        t.files += int(r["frame"]) == 0
+        t.flagged += bool(r["flag"])
+        t.scores.append(float(r["score"]))
+        if top_n > 0:
+            t.top.append(r)
+            if len(t.top) > 4 * top_n + 64:
+                t.top = sorted(t.top, key=_top_key)[:top_n]
+        _add_to_study(studies, r)
+    t.top = sorted(t.top, key=_top_key)[:max(top_n, 0)]
+    t.studies = _finish_studies(studies, threshold)
+    return t
+
+
+def _add_to_study(studies: dict[str, dict], r: dict) -> None:
+    sid = r.get("study_uid") or r["path"]
+    s = studies.get(sid)
+    if s is None:
+        s = studies[sid] = {"study": sid, "study_uid": r.get("study_uid", ""),
+                            "n_images": 0, "n_flagged": 0, "score": r["score"],
+                            "flag": False, "top_path": r["path"], "top_frame": r["frame"]}
+    s["n_images"] += 1
+    s["n_flagged"] += bool(r["flag"])
+    if r["score"] > s["score"]:
+        s["score"], s["top_path"], s["top_frame"] = r["score"], r["path"], r["frame"]
+
+
+def _finish_studies(studies: dict[str, dict], threshold: float | None) -> list[dict]:
+    for s in studies.values():
+        s["flag"] = threshold is not None and s["score"] > threshold
+    return sorted(studies.values(), key=lambda s: (-s["score"], s["study"]))
+
+
+def study_rows(rows: Iterable[dict], threshold: float | None) -> list[dict]:
     """One row per study (DICOM StudyInstanceUID, else the file): the maximum score over its
     images, flagged when that maximum is above the threshold; most anomalous first."""
     studies: dict[str, dict] = {}
     for r in rows:
-        sid = r.get("study_uid") or r["path"]
-        s = studies.get(sid)
-        if s is None:
-            s = studies[sid] = {"study": sid, "study_uid": r.get("study_uid", ""),
-                                "n_images": 0, "n_flagged": 0, "score": r["score"],
-                                "flag": False, "top_path": r["path"], "top_frame": r["frame"]}
-        s["n_images"] += 1
-        s["n_flagged"] += bool(r["flag"])
-        if r["score"] > s["score"]:
-            s["score"], s["top_path"], s["top_frame"] = r["score"], r["path"], r["frame"]
-    for s in studies.values():
-        s["flag"] = threshold is not None and s["score"] > threshold
-    return sorted(studies.values(), key=lambda s: (-s["score"], s["study"]))
+        _add_to_study(studies, r)
+    return _finish_studies(studies, threshold)
 
 
 def _histogram_svg(scores: np.ndarray, threshold: float | None, key: str) -> str:
@@ -126,18 +182,17 @@ def _kv(rows: list[tuple[str, object]]) -> str:
     ) + "</table>"
 
 
-def write_report(path: Path, *, engine, manifest: dict, rows: list[dict], errors: list[dict],
-                 studies: list[dict], summary, key: str, map_scale, top_n: int,
-                 split: str, total_seconds: float) -> None:
+def write_report(path: Path, *, engine, manifest: dict, tallied: Tally, errors: list[dict],
+                 summary, key: str, map_scale, split: str, total_seconds: float) -> None:
     """Writes report.html (atomically)."""
     info = engine.info
-    scores = np.array([r["score"] for r in rows], dtype=np.float64)
+    scores = np.frombuffer(tallied.scores, dtype=np.float64) if len(tallied.scores) else np.zeros(0)
     scores = scores[np.isfinite(scores)]
     training = manifest.get("training", {})
     data = training.get("data", {})
     cfg = training.get("config", {})
     op = manifest.get("operating_points") or {}
-    top = sorted(rows, key=lambda r: (-r["score"], r["path"], r["frame"]))[:max(top_n, 0)]
+    top = tallied.top
     uris = _top_overlays(engine, top, key, map_scale) if top else {}
 
     run_rows = [

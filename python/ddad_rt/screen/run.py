@@ -34,6 +34,8 @@ from ddad_rt.screen.overlay import (
 )
 
 OVERLAYS = ("flagged", "all", "none")
+STUDY_FIELDS = ["study", "study_uid", "n_images", "n_flagged", "score", "flag", "top_path",
+                "top_frame"]
 #: DICOM attributes in result rows, as column names.
 DICOM_COLUMNS = {"StudyInstanceUID": "study_uid", "SeriesInstanceUID": "series_uid",
                  "SOPInstanceUID": "sop_uid", "Modality": "modality"}
@@ -252,7 +254,7 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
             e_threads: int, t_start: float) -> ScreenSummary:
     from ddad_rt import __version__
     from ddad_rt.engine import Engine
-    from ddad_rt.screen.report import study_rows, write_report
+    from ddad_rt.screen.report import tally, write_report
 
     listing_problems: list[tuple[str, str]] = []
     paths = list_inputs(inputs, skip=out, problems=listing_problems)
@@ -412,26 +414,24 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
             journal.close()
     seconds = time.perf_counter() - t_run
 
-    rows = journal.rows
-    studies = study_rows(rows, threshold)
-    jr.write_csv(out / jr.STUDIES_CSV, list(studies[0]) if studies else
-                 ["study", "n_images", "score", "flag", "top_path", "top_frame"], studies)
+    tallied = tally(jr.iter_rows(out), threshold, o.top_n)
+    studies = tallied.studies
+    jr.write_csv(out / jr.STUDIES_CSV, STUDY_FIELDS, studies)
     by_reason: dict[str, int] = {}
     for e in journal.errors:
         by_reason[e["reason"]] = by_reason.get(e["reason"], 0) + 1
     summary = ScreenSummary(
-        out=str(out), files=len({r["path"] for r in rows} | {e["path"] for e in journal.errors}),
-        images=len(rows), flagged=sum(bool(r["flag"]) for r in rows), errors=len(journal.errors),
+        out=str(out), files=tallied.files + len(journal.errors), images=tallied.images,
+        flagged=tallied.flagged, errors=len(journal.errors),
         studies=len(studies), flagged_studies=sum(bool(s["flag"]) for s in studies),
         skipped_done=skipped, seconds=seconds,
         images_per_second=n_images / seconds if seconds > 0 else 0.0,
         calibrated=threshold is not None and o.threshold is None, operating_point=op_name,
         threshold=threshold, score=key, report=str(out / "report.html"),
         errors_by_reason=by_reason, notes=notes)
-    write_report(out / "report.html", engine=engine, manifest=manifest, rows=rows,
-                 errors=journal.errors, studies=studies, summary=summary, key=key,
-                 map_scale=map_scale, top_n=o.top_n, split=split,
-                 total_seconds=time.perf_counter() - t_start)
+    write_report(out / "report.html", engine=engine, manifest=manifest, tallied=tallied,
+                 errors=journal.errors, summary=summary, key=key, map_scale=map_scale,
+                 split=split, total_seconds=time.perf_counter() - t_start)
     (out / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
     return summary
 
