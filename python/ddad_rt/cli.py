@@ -187,11 +187,20 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
 def cmd_screen(a: argparse.Namespace) -> int:
     from ddad_rt.screen import ScreenOptions, screen
 
+    if a.ray:
+        from ddad_rt.screen.distributed import import_ray
+
+        try:
+            import_ray()
+        except ImportError as e:
+            raise SystemExit(f"error: {e}") from None
+
     opts = ScreenOptions(specificity=a.specificity, threshold=a.threshold, score=a.score,
                          overlays=a.overlays, dicom_sc=a.dicom_sc, include_phi=a.include_phi,
                          any_modality=a.any_modality, top_n=a.top_n, device=a.device,
                          decode_workers=a.decode_workers, engine_threads=a.engine_threads,
-                         batch_size=a.batch_size, retry_errors=a.retry_errors)
+                         batch_size=a.batch_size, retry_errors=a.retry_errors, ray=a.ray,
+                         ray_actors=a.ray_actors)
     summary = screen(a.bundle, a.inputs, a.out, opts, progress=not a.no_progress)
     print(summary.text())
     return 1 if summary.errors else 0
@@ -403,6 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine-threads", type=int, default=None,
                    help="engine CPU threads (default: all cores)")
     s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="screen on a Ray cluster: auto (RAY_ADDRESS, a cluster started on this "
+                        "machine, else a new local one) or the head's address; needs "
+                        "pip install 'ddad-rt[ray]' and inputs/--out on shared storage")
+    s.add_argument("--ray-actors", type=int, default=None,
+                   help="scoring actors on Ray, each owning one engine (default: one per GPU, "
+                        "else one per --engine-threads CPUs)")
     s.add_argument("--retry-errors", action="store_true",
                    help="when resuming, try the files in errors.csv again (default: they count as done)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -106,3 +106,11 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="no usable GPU here: " + "; ".join(status["problems"]))
     for item in gpu_items:
         item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def brain_bundle(tmp_path_factory) -> Path:
+    """An AE bundle trained briefly (32x32, 2 epochs) on the shared brain MRI data; tests
+    that change it (calibration) work on a copy."""
+    data = shared_dataset("brain_tumor")
+    return build_bundle(data, tmp_path_factory.mktemp("brain") / "bundle", "ae", [], seed=0)[0]

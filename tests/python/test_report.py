@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import build_bundle, shared_dataset
+from conftest import shared_dataset
 
 TOP_N = 30
 
@@ -28,14 +28,15 @@ def chromium_driver():
 
 
 @pytest.fixture(scope="module")
-def brain_run(tmp_path_factory):
+def brain_run(brain_bundle, tmp_path_factory):
     from ddad_rt import datasets
     from ddad_rt.calibrate import calibrate
     from ddad_rt.screen import ScreenOptions, screen
 
     data = shared_dataset("brain_tumor")
-    tmp = tmp_path_factory.mktemp("brain")
-    bundle = build_bundle(data, tmp / "bundle", "ae", [], seed=0)[0]
+    tmp = tmp_path_factory.mktemp("brain_report")
+    bundle = tmp / "bundle"
+    shutil.copytree(brain_bundle, bundle)
     # test/0 holds exact copies of some training images: calibration must notice them.
     with pytest.raises(ValueError, match="were used to train"):
         calibrate(bundle, data, progress=False, write=False)

@@ -15,33 +15,19 @@ import queue
 import sys
 import threading
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-
 from ddad_rt.calibrate import DEFAULT_SPECIFICITY, specificity_key, thresholds
 from ddad_rt.screen import journal as jr
-from ddad_rt.screen.decode import DecodedItem, Decoder, decode_item
+from ddad_rt.screen.decode import Decoder, decode_item
 from ddad_rt.screen.inputs import list_inputs
-from ddad_rt.screen.overlay import (
-    overlay_name,
-    overlay_png,
-    overlay_rgb,
-    secondary_capture,
-)
+from ddad_rt.screen.scoring import Frame, ScoringPlan, columns, render, score_frames
 
 OVERLAYS = ("flagged", "all", "none")
 STUDY_FIELDS = ["study", "study_uid", "n_images", "n_flagged", "score", "flag", "top_path",
                 "top_frame"]
-#: DICOM attributes in result rows, as column names.
-DICOM_COLUMNS = {"StudyInstanceUID": "study_uid", "SeriesInstanceUID": "series_uid",
-                 "SOPInstanceUID": "sop_uid", "Modality": "modality"}
-PHI_COLUMNS = {"PatientName": "patient_name", "PatientID": "patient_id",
-               "PatientBirthDate": "patient_birth_date"}
-
 
 #: Most decoder processes started by default (each holds its own Python and codecs).
 MAX_DEFAULT_DECODERS = 16
@@ -89,6 +75,11 @@ class ScreenOptions:
         batch_size: images per engine call.
         retry_errors: on a resumed run, try again the files errors.csv lists (a share that
             was offline, a file since repaired); by default they count as done.
+        ray: run on a Ray cluster: "auto" (RAY_ADDRESS, a cluster started on this machine,
+            else a new local one) or its address; None: this machine only. Inputs, bundle
+            and ``out`` must be on storage every node sees.
+        ray_actors: scoring actors on Ray (default: one per GPU, else one per
+            ``engine_threads`` CPUs of the cluster); each owns one Engine.
     """
 
     specificity: float = DEFAULT_SPECIFICITY
@@ -104,6 +95,8 @@ class ScreenOptions:
     engine_threads: int | None = None
     batch_size: int = 64
     retry_errors: bool = False
+    ray: str | None = None
+    ray_actors: int | None = None
 
 
 @dataclass
@@ -163,11 +156,10 @@ class _Writer(threading.Thread):
                 continue
             rows, errors, files = job
             try:
-                for path, make, row, column in files:  # pictures before the rows naming them
+                for rel, make, row, column in files:  # pictures before the rows naming them
                     try:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore")  # pydicom may quote values
-                            data = make()
+                        data = render(make)
+                        path = self.out / rel
                         tmp = path.with_name(path.name + ".tmp")
                         tmp.write_bytes(data)
                         tmp.replace(path)
@@ -187,16 +179,6 @@ class _Writer(threading.Thread):
         self.join()
         if self.error is not None:
             raise self.error
-
-
-def _columns(keys: list[str], include_phi: bool) -> list[str]:
-    cols = ["path", "frame", "n_frames", *DICOM_COLUMNS.values()]
-    if include_phi:
-        cols += list(PHI_COLUMNS.values())
-    cols += ["score", "flag", *[f"score_{k}" for k in keys], "overlay", "dicom_sc",
-             "decode_ms", "engine_ms",
-             "flagged_on", "operating_point", "threshold", "bundle_identity", "ddad_rt_version"]
-    return cols
 
 
 def _check_run_file(out: Path, run: dict, force: bool) -> None:
@@ -258,7 +240,21 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
 
     listing_problems: list[tuple[str, str]] = []
     paths = list_inputs(inputs, skip=out, problems=listing_problems)
-    engine = Engine(bundle, device=o.device, num_threads=e_threads,
+    ray = None
+    if o.ray:
+        from ddad_rt.screen import distributed
+
+        ray = distributed.connect(o.ray)
+        cpus, gpus = distributed.cluster_resources(ray)
+        ray_threads = o.engine_threads or 1
+        n_actors, gpus_per_actor = distributed.default_actors(cpus, gpus, ray_threads, o.device)
+        n_actors = o.ray_actors or n_actors
+        if o.device == "cuda" and not gpus_per_actor:
+            msg = f"--device cuda on Ray needs GPU nodes; the cluster has {gpus:g} GPUs"
+            raise ValueError(msg)
+        # The driver's engine only reads the bundle and re-scores the report's top images.
+        e_threads, d_workers = 1, 0
+    engine = Engine(bundle, device="cpu" if ray else o.device, num_threads=e_threads,
                     max_batch=max(o.batch_size, 1))
     manifest = engine.manifest
     keys = list(manifest["scores"])
@@ -294,10 +290,12 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
     run = {"bundle_identity": info["bundle_identity"], "flagged_on": key,
            "operating_point": op_name, "threshold": threshold, "include_phi": o.include_phi,
            "any_modality": o.any_modality, "overlays": o.overlays, "dicom_sc": o.dicom_sc,
-           "image_size": list(engine.image_size), "backend": info["backend"],
-           "precision": info["precision"], "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+           "image_size": list(engine.image_size),
+           "backend": f"ray ({o.device})" if ray else info["backend"],
+           "precision": "default" if ray else info["precision"],
+           "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     _check_run_file(out, run, force=False)
-    fields = _columns(keys, o.include_phi)
+    fields = columns(keys, o.include_phi)
     journal = jr.Journal(out, fields, lock=lock)
     done_frames, done_counts, error_paths = journal.done()
     if o.retry_errors and error_paths:
@@ -334,84 +332,77 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
         bar = tqdm(total=len(todo), desc="screening", unit="file", dynamic_ncols=True,
                    file=sys.stderr)
     n_images = n_flagged = n_errors = 0
-    pending: list[tuple[DecodedItem, int, np.ndarray]] = []
-    need_maps = o.overlays != "none"
+    pending: list[Frame] = []
+    plan = ScoringPlan(key=key, keys=keys, threshold=threshold, overlays=o.overlays,
+                       dicom_sc=o.dicom_sc, include_phi=o.include_phi, map_scale=map_scale,
+                       audit=audit, run_id=run_id, description=description)
 
     def flush() -> None:
         nonlocal n_images, n_flagged
-        if not pending:
-            return
-        batch = np.stack([img for _, _, img in pending])
-        t0 = time.perf_counter()
-        r = engine.score(batch, maps=need_maps)
-        score_ms = (time.perf_counter() - t0) * 1000 / len(batch)
-        rows, files = [], []
-        for i, (item, frame, img) in enumerate(pending):
-            s = float(r.scores[key][i])
-            flag = threshold is not None and s > threshold
-            row = {"path": item.path, "frame": frame, "n_frames": item.n_frames}
-            for attr, col in DICOM_COLUMNS.items():
-                row[col] = item.dicom.get(attr, "")
-            if o.include_phi:
-                for attr, col in PHI_COLUMNS.items():
-                    row[col] = item.dicom.get(attr, "")
-            row["score"] = s  # the float32 score as a double: exact, so flag == score > threshold
-            row["flag"] = bool(flag)
-            for k in keys:
-                row[f"score_{k}"] = float(r.scores[k][i])
-            row["overlay"] = row["dicom_sc"] = ""
-            if need_maps and (flag or o.overlays == "all"):
-                name = overlay_name(item.path, frame)
-                row["overlay"] = f"overlays/{name}"
-                amap = r.maps[key][i].copy()
-                caption = f"{key} {s:.5g}" + ("  FLAGGED" if flag else "")
-                files.append((out / "overlays" / name,
-                              partial(overlay_png, img, amap, map_scale, caption), row, "overlay"))
-                if o.dicom_sc and item.dicom.get("SOPInstanceUID"):
-                    row["dicom_sc"] = f"dicom/{name[:-4]}.dcm"
-                    files.append((out / row["dicom_sc"],
-                                  partial(_sc_bytes, img, amap, map_scale, item.dicom, run_id,
-                                          frame, item.n_frames, description, o.include_phi),
-                                  row, "dicom_sc"))
-            row["decode_ms"] = round(item.seconds * 1000 / max(item.n_frames, 1), 3)
-            row["engine_ms"] = round(score_ms, 3)
-            row.update(audit)
-            rows.append(row)
-            n_flagged += bool(flag)
-        n_images += len(rows)
+        rows, pictures = score_frames(engine, plan, pending)
         pending.clear()
-        writer.put(rows, [], files)
+        if rows:
+            n_images += len(rows)
+            n_flagged += sum(r["flag"] for r in rows)
+            writer.put(rows, [], pictures)
 
     t_run = time.perf_counter()
     split = f"{d_workers} decode worker(s), {e_threads} engine thread(s)"
-    try:
-        with Decoder(partial(decode_item, size=engine.image_size, modality=modality,
-                             include_phi=o.include_phi), workers=d_workers) as dec:
-            for item in dec.decode(todo):
-                if item.error:
-                    flush()  # keep rows in input order around the error
-                    kind, message = item.error
-                    writer.put([], [{"path": item.path, "reason": kind,
-                                     "message": " ".join(message.split())}], [])
-                    n_errors += 1
-                else:
-                    already = done_frames.get(item.path, set())
-                    for frame, img in item.frames:
-                        if frame not in already:
-                            pending.append((item, frame, img))
-                            if len(pending) >= o.batch_size:
-                                flush()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(flagged=n_flagged, errors=n_errors, refresh=False)
-            flush()
-    finally:
-        if bar is not None:
-            bar.close()
+    if ray is not None:
+        split = (f"Ray: {n_actors} scoring actor(s) x "
+                 + (f"{gpus_per_actor:g} GPU" if gpus_per_actor else f"{ray_threads} thread(s)")
+                 + f", decoding tasks; cluster {cpus:g} CPUs, {gpus:g} GPUs")
         try:
-            writer.finish()
+            for rows, errors, pictures in distributed.run(
+                    ray, todo=todo, done_frames=done_frames,
+                    bundle=str(Path(bundle).resolve()), device=o.device, threads=ray_threads,
+                    actors=n_actors, gpus_per_actor=gpus_per_actor, batch_size=o.batch_size,
+                    size=engine.image_size, modality=modality, include_phi=o.include_phi,
+                    plan=plan):
+                writer.put(rows, errors, pictures)
+                n_images += len(rows)
+                n_flagged += sum(r["flag"] for r in rows)
+                n_errors += len(errors)
+                if bar is not None:
+                    bar.update(sum(r["frame"] == 0 for r in rows) + len(errors))
+                    bar.set_postfix(flagged=n_flagged, errors=n_errors, refresh=False)
         finally:
-            journal.close()
+            if bar is not None:
+                bar.close()
+            try:
+                writer.finish()
+            finally:
+                journal.close()
+    else:
+        try:
+            with Decoder(partial(decode_item, size=engine.image_size, modality=modality,
+                                 include_phi=o.include_phi), workers=d_workers) as dec:
+                for item in dec.decode(todo):
+                    if item.error:
+                        flush()  # keep rows in input order around the error
+                        kind, message = item.error
+                        writer.put([], [{"path": item.path, "reason": kind,
+                                         "message": " ".join(message.split())}], [])
+                        n_errors += 1
+                    else:
+                        already = done_frames.get(item.path, set())
+                        for frame, img in item.frames:
+                            if frame not in already:
+                                pending.append(Frame(item.path, frame, item.n_frames,
+                                                     item.dicom, item.seconds, img))
+                                if len(pending) >= o.batch_size:
+                                    flush()
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(flagged=n_flagged, errors=n_errors, refresh=False)
+                flush()
+        finally:
+            if bar is not None:
+                bar.close()
+            try:
+                writer.finish()
+            finally:
+                journal.close()
     seconds = time.perf_counter() - t_run
 
     tallied = tally(jr.iter_rows(out), threshold, o.top_n)
@@ -434,10 +425,3 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
                  split=split, total_seconds=time.perf_counter() - t_start)
     (out / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
     return summary
-
-
-def _sc_bytes(img, amap, scale, dicom, run_id, frame, n_frames, description,
-              include_phi) -> bytes:
-    return secondary_capture(overlay_rgb(img, amap, scale), dicom, run_id=run_id, frame=frame,
-                             n_frames=n_frames, description=description,
-                             include_phi=include_phi)

@@ -1,0 +1,199 @@
+"""Screening on a Ray cluster (``ddad-rt screen ... --ray auto|ADDRESS``).
+
+A Ray Data pipeline with streaming execution: the input list (paths on storage every node
+sees) -> CPU tasks decoding files with the shared preprocessing -> an actor pool where each
+actor owns one Engine (one GPU per actor on GPU nodes, ``engine_threads`` CPU threads
+otherwise) and turns batches into result rows and pictures -> the driver, which writes them
+through the same crash-safe journal as a local run. So the outputs are the local run's, a
+killed driver resumes from the journal, and a killed actor is restarted by Ray and its batch
+retried (rows a retry delivers twice are dropped by the journal).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+
+from ddad_rt.screen.decode import decode_item
+from ddad_rt.screen.scoring import Frame, ScoringPlan, render, score_frames
+
+RAY_EXTRA = "screening on Ray needs the ray extra: pip install 'ddad-rt[ray]'"
+#: Files per decoding task.
+DECODE_BATCH = 8
+#: Logical CPUs an actor reserves per engine thread (and a decoding task reserves): less
+#: than one so that a node's decoders and engines can share its cores, as they do locally.
+CPU_SHARE = 0.5
+
+
+def import_ray():
+    try:
+        import ray
+        import ray.data
+    except ImportError as e:
+        msg = f"{RAY_EXTRA} ({e})"
+        raise ImportError(msg) from None
+    return ray
+
+
+def connect(address: str):
+    """Connects to the cluster at ``address`` ("auto": RAY_ADDRESS, else a cluster started on
+    this machine with ``ray start``, else a new local one)."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        kwargs = {"logging_level": logging.WARNING, "log_to_driver": False}
+        try:
+            if address == "auto":
+                ray.init(**kwargs)
+            else:
+                ray.init(address=address, **kwargs)
+        except ConnectionError as e:
+            hint = ("" if os.environ.get("RAY_AUTH_MODE") else
+                    "; a cluster started with token authentication (the default of `ray start` "
+                    "since Ray 2.59) needs RAY_AUTH_MODE=token here too, with its token in "
+                    "RAY_AUTH_TOKEN or ~/.ray/auth_token")
+            msg = f"cannot connect to the Ray cluster at {address}: {e}{hint}"
+            raise ConnectionError(msg) from None
+    # ddad-rt draws its own progress bar; Ray Data's logs go to the session's log files.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    return ray
+
+
+def _decode_batch(batch: dict, size: tuple[int, int], modality: str | None,
+                  include_phi: bool) -> dict:
+    """A Ray Data task: files -> one record per frame still to score (or per bad file)."""
+    out = {"path": [], "frame": [], "n_frames": [], "dicom": [], "seconds": [],
+           "error_kind": [], "error_msg": []}
+    images = []
+    for path, skip in zip(batch["path"], batch["skip"]):
+        item = decode_item(str(path), size, modality, include_phi)
+        done = set(json.loads(str(skip)))
+        records = [(-1, None)] if item.error else [(f, im) for f, im in item.frames if f not in done]
+        for frame, img in records:
+            out["path"].append(item.path)
+            out["frame"].append(frame)
+            out["n_frames"].append(item.n_frames)
+            out["dicom"].append(json.dumps(item.dicom))
+            out["seconds"].append(item.seconds)
+            out["error_kind"].append(item.error[0] if item.error else "")
+            out["error_msg"].append(item.error[1] if item.error else "")
+            images.append(img if img is not None else np.zeros(size, np.uint8))
+    result = {k: np.array(v, dtype=object if k in ("path", "dicom", "error_kind", "error_msg")
+                          else None) for k, v in out.items()}
+    result["image"] = np.stack(images) if images else np.zeros((0, *size), np.uint8)
+    return result
+
+
+class RayScorer:
+    """A Ray Data actor: owns one Engine; decoded records -> rows (as JSON) and pictures."""
+
+    def __init__(self, bundle: str, device: str, threads: int, max_batch: int,
+                 plan: ScoringPlan) -> None:
+        from ddad_rt.engine import Engine
+
+        self.engine = Engine(bundle, device=device, num_threads=threads, max_batch=max_batch)
+        self.plan = plan
+
+    def __call__(self, batch: dict) -> dict:
+        out = {"record": [], "is_error": [], "overlay_png": [], "sc_dcm": []}
+        frames = []
+        for i in range(len(batch["path"])):
+            if batch["error_kind"][i]:
+                err = {"path": str(batch["path"][i]), "reason": str(batch["error_kind"][i]),
+                       "message": " ".join(str(batch["error_msg"][i]).split())}
+                out["record"].append(json.dumps(err))
+                out["is_error"].append(True)
+                out["overlay_png"].append(b"")
+                out["sc_dcm"].append(b"")
+            else:
+                frames.append(Frame(str(batch["path"][i]), int(batch["frame"][i]),
+                                    int(batch["n_frames"][i]), json.loads(str(batch["dicom"][i])),
+                                    float(batch["seconds"][i]), np.asarray(batch["image"][i])))
+        rows, pictures = score_frames(self.engine, self.plan, frames)
+        data: dict[int, dict[str, bytes]] = {}
+        for _rel, make, row, column in pictures:
+            try:
+                data.setdefault(id(row), {})[column] = render(make)
+            except Exception as e:  # noqa: BLE001 - one picture must not fail the batch
+                row[column] = f"failed ({type(e).__name__})"
+        for row in rows:
+            pics = data.get(id(row), {})
+            out["record"].append(json.dumps(row))
+            out["is_error"].append(False)
+            out["overlay_png"].append(pics.get("overlay", b""))
+            out["sc_dcm"].append(pics.get("dicom_sc", b""))
+        return {"record": np.array(out["record"], dtype=object),
+                "is_error": np.array(out["is_error"], dtype=bool),
+                "overlay_png": np.array(out["overlay_png"], dtype=object),
+                "sc_dcm": np.array(out["sc_dcm"], dtype=object)}
+
+
+def cluster_resources(ray) -> tuple[float, float]:
+    """(CPUs, GPUs) of the connected cluster."""
+    res = ray.cluster_resources()
+    return float(res.get("CPU", 0)), float(res.get("GPU", 0))
+
+
+def run(ray, *, todo: list[str], done_frames: dict[str, set[int]], bundle: str, device: str,
+        threads: int, actors: int, gpus_per_actor: float, batch_size: int,
+        size: tuple[int, int], modality: str | None, include_phi: bool, plan: ScoringPlan
+        ) -> Iterator[tuple[list[dict], list[dict], list]]:
+    """Streams (rows, error rows, pictures) batch by batch; pictures are (relative path,
+    callable returning the bytes, row, column) as the local writer expects."""
+    if not todo:
+        return
+    items = [{"path": p, "skip": json.dumps(sorted(done_frames.get(p, ())))} for p in todo]
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates passing retry settings as remote args but names no successor.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+        return (yield from _stream(ray, items, bundle, device, threads, actors, gpus_per_actor,
+                                   batch_size, size, modality, include_phi, plan))
+
+
+def _stream(ray, items, bundle, device, threads, actors, gpus_per_actor, batch_size, size,
+            modality, include_phi, plan):
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // DECODE_BATCH,
+                                                                     4096)))
+    ds = ds.map_batches(_decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",
+                        num_cpus=CPU_SHARE, max_retries=3,
+                        fn_kwargs={"size": tuple(size), "modality": modality,
+                                   "include_phi": include_phi})
+    actor_resources = ({"num_gpus": gpus_per_actor, "num_cpus": CPU_SHARE} if gpus_per_actor
+                       else {"num_cpus": CPU_SHARE * threads})
+    # A killed actor is restarted (max_restarts) and its batch retried (max_task_retries).
+    ds = ds.map_batches(RayScorer, batch_size=batch_size, batch_format="numpy",
+                        compute=ray.data.ActorPoolStrategy(size=actors),
+                        max_restarts=-1, max_task_retries=-1,
+                        fn_constructor_kwargs={"bundle": bundle, "device": device,
+                                               "threads": threads, "max_batch": batch_size,
+                                               "plan": plan},
+                        **actor_resources)
+    for b in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
+        rows, errors, pictures = [], [], []
+        for rec, is_err, png, sc in zip(b["record"], b["is_error"], b["overlay_png"], b["sc_dcm"]):
+            record = json.loads(str(rec))
+            if is_err:
+                errors.append(record)
+                continue
+            rows.append(record)
+            for column, blob in (("overlay", png), ("dicom_sc", sc)):
+                if record[column] and not record[column].startswith("failed") and len(blob):
+                    pictures.append((record[column], (lambda data=bytes(blob): data), record,
+                                     column))
+        yield rows, errors, pictures
+
+
+def default_actors(cpus: float, gpus: float, threads: int, device: str) -> tuple[int, float]:
+    """(actors, GPUs per actor): one per GPU on a GPU cluster, else one per ``threads``
+    CPUs (at least one)."""
+    if device != "cpu" and gpus >= 1:
+        return int(gpus), 1.0
+    return max(1, int(cpus // max(threads, 1))), 0.0
+
