@@ -4,6 +4,7 @@ after a killed driver."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -37,14 +38,29 @@ def cluster(tmp_path_factory):
         # driver (the screening subprocesses inherit it), use the token in ~/.ray.
         mp.setenv("RAY_AUTH_MODE", "token")
         mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        subprocess.run([ray_cli(), "start", "--head", "--num-cpus=2", "--num-gpus=0",
-                        f"--port={port}", "--include-dashboard=false", f"--temp-dir={tmp}"],
-                       check=True, capture_output=True, timeout=120)
+        # --block: this cluster's processes end with this one (not `ray stop`, which would
+        # stop every Ray cluster on the machine).
+        head = subprocess.Popen([ray_cli(), "start", "--head", "--block", "--num-cpus=2",
+                                 "--num-gpus=0", f"--port={port}", "--include-dashboard=false",
+                                 f"--temp-dir={tmp}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
+            deadline = time.monotonic() + 120
+            while True:
+                assert head.poll() is None, "ray start --head exited"
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                assert time.monotonic() < deadline, "the Ray head did not come up"
+                time.sleep(0.5)
+            time.sleep(2)  # the raylet registers after the GCS listens
             yield f"127.0.0.1:{port}"
         finally:
-            subprocess.run([ray_cli(), "stop", "--force"], capture_output=True, timeout=120,
-                           check=False)
+            head.terminate()
+            try:
+                head.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                head.kill()
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +73,10 @@ def brain(brain_bundle, tmp_path_factory):
     bundle = tmp / "bundle"
     shutil.copytree(brain_bundle, bundle)
     test = datasets.test_set(shared_dataset("brain_tumor"))
+    broken = tmp / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     listing = tmp / "test_images.txt"
-    listing.write_text("".join(f"{p}\n" for p in test.paths))
+    listing.write_text("".join(f"{p}\n" for p in [*test.paths, broken, tmp / "missing.png"]))
     local = tmp / "local"
     screen(bundle, [listing], local, ScreenOptions(threshold=0.08, batch_size=16), progress=False)
     return bundle, listing, local
@@ -84,7 +102,8 @@ def test_ray_run_equals_the_local_run(brain, cluster, tmp_path):
     r = subprocess.run(cli(bundle, listing, "--out", out, "--threshold", "0.08",
                            "--batch-size", "16", "--ray", cluster, "--ray-actors", "2"),
                        capture_output=True, text=True, timeout=600, check=False)
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 1, r.stdout + r.stderr  # the two bad files
+    assert "1202 files: 1200 images" in r.stdout and "2 errors" in r.stdout
     assert "Ray: 2 scoring actor(s)" in (out / "report.html").read_text()
     assert result_set(out) == result_set(local)
     for name in ("studies.csv", "errors.csv"):
@@ -129,7 +148,7 @@ def test_a_killed_actor_is_replaced_and_nothing_is_lost_or_doubled(brain, cluste
     assert victims, "no scoring actor process found"
     os.kill(victims[0], signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=600)
-    assert proc.returncode == 0, stdout + stderr
+    assert proc.returncode == 1, stdout + stderr  # the two bad files
     keys = [(r["path"], r["frame"]) for r in rows(out)]
     assert len(keys) == len(set(keys)) == 1200
     assert result_set(out) == result_set(local)
@@ -146,11 +165,14 @@ def test_a_killed_driver_resumes_to_the_same_result(brain, cluster, tmp_path):
     proc.wait(timeout=60)
     n_before = len(rows(out))
     assert 0 < n_before < 1200
+    with open(out / "errors.csv", newline="") as f:
+        errors_before = sum(1 for e in csv.DictReader(f) if e.get("reason"))
     r = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert f"{n_before} files were already done" in r.stdout
+    assert r.returncode == 1, r.stdout + r.stderr  # the two bad files
+    assert f"{n_before + errors_before} files were already done" in r.stdout, r.stdout
     assert result_set(out) == result_set(local)
-    assert (out / "studies.csv").read_text() == (local / "studies.csv").read_text()
+    for name in ("studies.csv", "errors.csv"):
+        assert (out / name).read_text() == (local / name).read_text()
 
 
 def test_without_ray_the_cli_says_how_to_get_it(monkeypatch, capsys):

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import warnings
 from collections.abc import Iterator
+from functools import partial
 
 import numpy as np
 
-from ddad_rt.screen.decode import decode_item
+from ddad_rt.screen.decode import Decoder, decode_item
 from ddad_rt.screen.scoring import Frame, ScoringPlan, render, score_frames
 
 RAY_EXTRA = "screening on Ray needs the ray extra: pip install 'ddad-rt[ray]'"
@@ -51,7 +51,7 @@ def connect(address: str):
                 ray.init(**kwargs)
             else:
                 ray.init(address=address, **kwargs)
-        except ConnectionError as e:
+        except (ConnectionError, ray.exceptions.RayError) as e:
             hint = ("" if os.environ.get("RAY_AUTH_MODE") else
                     "; a cluster started with token authentication (the default of `ray start` "
                     "since Ray 2.59) needs RAY_AUTH_MODE=token here too, with its token in "
@@ -66,15 +66,30 @@ def connect(address: str):
     return ray
 
 
+#: Per Ray worker process: one decoder process, reused by every task the worker runs, so
+#: that a codec crashing on a file costs that file (an error row) and not the task.
+_DECODERS: dict = {}
+
+
+def _decoder(size: tuple[int, int], modality: str | None, include_phi: bool) -> Decoder:
+    key = (tuple(size), modality, include_phi)
+    if key not in _DECODERS:
+        _DECODERS[key] = Decoder(partial(decode_item, size=tuple(size), modality=modality,
+                                         include_phi=include_phi), workers=1, chunk=1, ahead=2)
+    return _DECODERS[key]
+
+
 def _decode_batch(batch: dict, size: tuple[int, int], modality: str | None,
                   include_phi: bool) -> dict:
     """A Ray Data task: files -> one record per frame still to score (or per bad file)."""
     out = {"path": [], "frame": [], "n_frames": [], "dicom": [], "seconds": [],
            "error_kind": [], "error_msg": []}
     images = []
-    for path, skip in zip(batch["path"], batch["skip"]):
-        item = decode_item(str(path), size, modality, include_phi)
-        done = set(json.loads(str(skip)))
+    paths = [str(p) for p in batch["path"]]
+    skips = dict(zip(paths, (str(s) for s in batch["skip"])))
+    for item in _decoder(size, modality, include_phi).decode(paths):
+        path = item.path
+        done = set(json.loads(skips[path]))
         records = [(-1, None)] if item.error else [(f, im) for f, im in item.frames if f not in done]
         for frame, img in records:
             out["path"].append(item.path)
@@ -150,11 +165,8 @@ def run(ray, *, todo: list[str], done_frames: dict[str, set[int]], bundle: str, 
     if not todo:
         return
     items = [{"path": p, "skip": json.dumps(sorted(done_frames.get(p, ())))} for p in todo]
-    with warnings.catch_warnings():
-        # Ray 2.60 deprecates passing retry settings as remote args but names no successor.
-        warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
-        return (yield from _stream(ray, items, bundle, device, threads, actors, gpus_per_actor,
-                                   batch_size, size, modality, include_phi, plan))
+    yield from _stream(ray, items, bundle, device, threads, actors, gpus_per_actor,
+                       batch_size, size, modality, include_phi, plan)
 
 
 def _stream(ray, items, bundle, device, threads, actors, gpus_per_actor, batch_size, size,
@@ -162,15 +174,15 @@ def _stream(ray, items, bundle, device, threads, actors, gpus_per_actor, batch_s
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // DECODE_BATCH,
                                                                      4096)))
     ds = ds.map_batches(_decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",
-                        num_cpus=CPU_SHARE, max_retries=3,
+                        num_cpus=CPU_SHARE,
                         fn_kwargs={"size": tuple(size), "modality": modality,
                                    "include_phi": include_phi})
     actor_resources = ({"num_gpus": gpus_per_actor, "num_cpus": CPU_SHARE} if gpus_per_actor
                        else {"num_cpus": CPU_SHARE * threads})
-    # A killed actor is restarted (max_restarts) and its batch retried (max_task_retries).
+    # Ray Data's actor pools restart a killed actor and retry its batch (max_restarts=-1,
+    # max_task_retries=-1 are its defaults).
     ds = ds.map_batches(RayScorer, batch_size=batch_size, batch_format="numpy",
                         compute=ray.data.ActorPoolStrategy(size=actors),
-                        max_restarts=-1, max_task_retries=-1,
                         fn_constructor_kwargs={"bundle": bundle, "device": device,
                                                "threads": threads, "max_batch": batch_size,
                                                "plan": plan},
@@ -188,6 +200,41 @@ def _stream(ray, items, bundle, device, threads, actors, gpus_per_actor, batch_s
                     pictures.append((record[column], (lambda data=bytes(blob): data), record,
                                      column))
         yield rows, errors, pictures
+
+
+def check_resources(ray, actors: int, threads: int, gpus_per_actor: float) -> None:
+    """Refuses an actor pool that would leave no CPU for decoding (the run would wait
+    forever) or whose actors fit on no node."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    node_cpus = [float(n.get("Resources", {}).get("CPU", 0)) for n in nodes] or [0.0]
+    need = CPU_SHARE if gpus_per_actor else CPU_SHARE * threads
+    if need > max(node_cpus) - CPU_SHARE:
+        msg = (f"a scoring actor with {threads} engine thread(s) reserves {need:g} CPUs, but "
+               f"the largest node has {max(node_cpus):g} (and decoding needs {CPU_SHARE:g}): "
+               "lower --engine-threads")
+        raise ValueError(msg)
+    if actors * need > sum(node_cpus) - CPU_SHARE:
+        msg = (f"{actors} scoring actors x {need:g} CPUs leave the cluster's "
+               f"{sum(node_cpus):g} CPUs nothing for decoding: lower --ray-actors or "
+               "--engine-threads")
+        raise ValueError(msg)
+
+
+def _probe(bundle: str, device: str, threads: int) -> tuple[str, str, str]:
+    from ddad_rt.engine import Engine
+
+    info = Engine(bundle, device=device, num_threads=threads).info
+    return info["backend"], info["precision"], info["device"]
+
+
+def probe_engine(ray, bundle: str, device: str, threads: int, gpus_per_actor: float
+                 ) -> tuple[str, str, str]:
+    """(backend, precision, device) of an Engine as the actors will build it: recorded in
+    run.json so that a resume on other hardware is refused, as locally."""
+    opts = ({"num_gpus": gpus_per_actor, "num_cpus": CPU_SHARE} if gpus_per_actor
+            else {"num_cpus": CPU_SHARE * threads})
+    remote = ray.remote(_probe).options(**opts)
+    return tuple(ray.get(remote.remote(bundle, device, threads), timeout=900))
 
 
 def default_actors(cpus: float, gpus: float, threads: int, device: str) -> tuple[int, float]:

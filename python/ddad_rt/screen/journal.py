@@ -160,7 +160,8 @@ class Journal:
         """Appends rows and error rows: the journal first (synced), then the CSV files."""
         # A row already in the journal (a batch a restarted worker scored twice) is dropped.
         rows = [r for r in rows if self._add((r["path"], int(r["frame"])), int(r["n_frames"]))]
-        errors = list(errors)
+        known = {e["path"] for e in self.errors} if errors else set()
+        errors = [e for e in errors if e["path"] not in known]
         if rows:
             self._jsonl.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows))
             self._sync(self._jsonl)

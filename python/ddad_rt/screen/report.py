@@ -80,7 +80,8 @@ def _add_to_study(studies: dict[str, dict], r: dict) -> None:
                             "flag": False, "top_path": r["path"], "top_frame": r["frame"]}
     s["n_images"] += 1
     s["n_flagged"] += bool(r["flag"])
-    if r["score"] > s["score"]:
+    # The highest score; ties go to the first (path, frame), whatever order rows came in.
+    if (-r["score"], r["path"], r["frame"]) < (-s["score"], s["top_path"], s["top_frame"]):
         s["score"], s["top_path"], s["top_frame"] = r["score"], r["path"], r["frame"]
 
 

@@ -240,7 +240,7 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
 
     listing_problems: list[tuple[str, str]] = []
     paths = list_inputs(inputs, skip=out, problems=listing_problems)
-    ray = None
+    ray = actor_engine = None
     if o.ray:
         from ddad_rt.screen import distributed
 
@@ -252,6 +252,9 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
         if o.device == "cuda" and not gpus_per_actor:
             msg = f"--device cuda on Ray needs GPU nodes; the cluster has {gpus:g} GPUs"
             raise ValueError(msg)
+        distributed.check_resources(ray, n_actors, ray_threads, gpus_per_actor)
+        actor_engine = distributed.probe_engine(ray, str(Path(bundle).resolve()), o.device,
+                                                ray_threads, gpus_per_actor)
         # The driver's engine only reads the bundle and re-scores the report's top images.
         e_threads, d_workers = 1, 0
     engine = Engine(bundle, device="cpu" if ray else o.device, num_threads=e_threads,
@@ -280,19 +283,21 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
     op_record = manifest.get("operating_points") or {}
     map_scale = op_record.get("map_scale", {}).get(key)
     info = engine.info
+    # What the scores are computed with: this engine, or the Ray actors' (probed).
+    scored_with = actor_engine[:2] if ray else (info["backend"], info["precision"])
     calibrated_with = (op_record.get("backend"), op_record.get("precision"))
     if threshold is not None and o.threshold is None and calibrated_with[0] and \
-            calibrated_with != (info["backend"], info["precision"]):
+            calibrated_with != scored_with:
         notes.append(f"the thresholds were calibrated with {calibrated_with[0]} "
-                     f"{calibrated_with[1]}, this run scores with {info['backend']} "
-                     f"{info['precision']}: recalibrate on this device for exact operating points")
+                     f"{calibrated_with[1]}, this run scores with {scored_with[0]} "
+                     f"{scored_with[1]}: recalibrate on this device for exact operating points")
     # Scores differ in the last bits between backends and precisions: one run, one of each.
     run = {"bundle_identity": info["bundle_identity"], "flagged_on": key,
            "operating_point": op_name, "threshold": threshold, "include_phi": o.include_phi,
            "any_modality": o.any_modality, "overlays": o.overlays, "dicom_sc": o.dicom_sc,
            "image_size": list(engine.image_size),
-           "backend": f"ray ({o.device})" if ray else info["backend"],
-           "precision": "default" if ray else info["precision"],
+           "backend": f"{scored_with[0]} (Ray actors)" if ray else scored_with[0],
+           "precision": scored_with[1],
            "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     _check_run_file(out, run, force=False)
     fields = columns(keys, o.include_phi)
@@ -352,6 +357,7 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
         split = (f"Ray: {n_actors} scoring actor(s) x "
                  + (f"{gpus_per_actor:g} GPU" if gpus_per_actor else f"{ray_threads} thread(s)")
                  + f", decoding tasks; cluster {cpus:g} CPUs, {gpus:g} GPUs")
+        remaining: dict[str, int] = {}
         try:
             for rows, errors, pictures in distributed.run(
                     ray, todo=todo, done_frames=done_frames,
@@ -363,8 +369,17 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
                 n_images += len(rows)
                 n_flagged += sum(r["flag"] for r in rows)
                 n_errors += len(errors)
+                finished = len(errors)
+                for r in rows:  # a file is done when its last missing frame arrives
+                    left = remaining.get(r["path"])
+                    if left is None:
+                        left = r["n_frames"] - len(done_frames.get(r["path"], ()))
+                    remaining[r["path"]] = left - 1
+                    if left - 1 <= 0:
+                        finished += 1
+                        del remaining[r["path"]]
                 if bar is not None:
-                    bar.update(sum(r["frame"] == 0 for r in rows) + len(errors))
+                    bar.update(finished)
                     bar.set_postfix(flagged=n_flagged, errors=n_errors, refresh=False)
         finally:
             if bar is not None:
@@ -405,6 +420,9 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
                 journal.close()
     seconds = time.perf_counter() - t_run
 
+    # Ray delivers errors in completion order: one order for every run.
+    jr.write_csv(out / jr.ERRORS_CSV, jr.ERROR_FIELDS, sorted(journal.errors,
+                                                             key=lambda e: e["path"]))
     tallied = tally(jr.iter_rows(out), threshold, o.top_n)
     studies = tallied.studies
     jr.write_csv(out / jr.STUDIES_CSV, STUDY_FIELDS, studies)
@@ -412,7 +430,8 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
     for e in journal.errors:
         by_reason[e["reason"]] = by_reason.get(e["reason"], 0) + 1
     summary = ScreenSummary(
-        out=str(out), files=tallied.files + len(journal.errors), images=tallied.images,
+        out=str(out), files=len(journal.frames.keys() | {e["path"] for e in journal.errors}),
+        images=tallied.images,
         flagged=tallied.flagged, errors=len(journal.errors),
         studies=len(studies), flagged_studies=sum(bool(s["flag"]) for s in studies),
         skipped_done=skipped, seconds=seconds,
