@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--decode-workers", type=int, default=None,
                    help="decoding processes (default: one per core, at most 16)")
     s.add_argument("--engine-threads", type=int, default=None,
-                   help="engine CPU threads (default: all cores)")
+                   help="engine CPU threads (default: all cores; on Ray: per actor, default 1)")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--ray", default=None, metavar="auto|ADDRESS",
                    help="screen on a Ray cluster: auto (RAY_ADDRESS, a cluster started on this "
