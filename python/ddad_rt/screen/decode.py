@@ -162,7 +162,6 @@ class Decoder:
         self.workers = workers
         self.chunk = max(1, chunk)
         self.ahead = max(1, ahead)
-        self.crashes = 0
         self.threads = not _processes_possible()
         self._pool: Executor | None = None
 
@@ -195,7 +194,6 @@ class Decoder:
             try:
                 item = pool.submit(self.decode_one, p).result()
             except BrokenProcessPool:
-                self.crashes += 1
                 item = DecodedItem(p, error=("decoder_crashed",
                                              f"{p}: the decoder process crashed on this file"))
                 pool = self._new_pool()

@@ -63,7 +63,7 @@ def _csv_line(fields: list[str], row: dict) -> str:
     return buf.getvalue()
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", **TEXT) as f:
         f.write(text)
@@ -196,19 +196,14 @@ def lock_out(out: Path):
     duplicate every row. Released when the process ends, however it ends."""
     f = open(out / LOCK, "a+", **TEXT)  # noqa: SIM115 - held until close()
     try:
-        import fcntl
-    except ImportError:  # Windows
-        import msvcrt
-
         try:
+            import fcntl
+
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # Windows
+            import msvcrt
+
             msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            f.close()
-            msg = f"another ddad-rt screen run is writing to {out}: wait for it, or use another --out"
-            raise FileExistsError(msg) from None
-        return f
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         f.close()
         msg = f"another ddad-rt screen run is writing to {out}: wait for it, or use another --out"
@@ -229,4 +224,4 @@ def iter_rows(out: Path) -> Iterator[dict]:
 def write_csv(path: Path, fields: list[str], rows: Iterable[dict]) -> None:
     """Writes a whole CSV file atomically."""
     header = _csv_line(fields, dict(zip(fields, fields)))
-    _atomic_write(path, header + "".join(_csv_line(fields, r) for r in rows))
+    atomic_write(path, header + "".join(_csv_line(fields, r) for r in rows))

@@ -37,7 +37,8 @@ class Tally:
         flagged: flagged rows.
         scores: every row's flagged-on score (8 bytes per image).
         top: the most anomalous rows, most anomalous first.
-        studies: one row per study (study_rows).
+        studies: one row per study (DICOM StudyInstanceUID, else the file): the maximum
+            score over its images, flagged when above the threshold; most anomalous first.
     """
 
     images: int = 0
@@ -89,15 +90,6 @@ def _finish_studies(studies: dict[str, dict], threshold: float | None) -> list[d
     for s in studies.values():
         s["flag"] = threshold is not None and s["score"] > threshold
     return sorted(studies.values(), key=lambda s: (-s["score"], s["study"]))
-
-
-def study_rows(rows: Iterable[dict], threshold: float | None) -> list[dict]:
-    """One row per study (DICOM StudyInstanceUID, else the file): the maximum score over its
-    images, flagged when that maximum is above the threshold; most anomalous first."""
-    studies: dict[str, dict] = {}
-    for r in rows:
-        _add_to_study(studies, r)
-    return _finish_studies(studies, threshold)
 
 
 def _histogram_svg(scores: np.ndarray, threshold: float | None, key: str) -> str:

@@ -181,19 +181,18 @@ class _Writer(threading.Thread):
             raise self.error
 
 
-def _check_run_file(out: Path, run: dict, force: bool) -> None:
+def _check_run_file(out: Path, run: dict) -> None:
     path = out / jr.RUN_JSON
     if path.is_file():
         old = json.loads(path.read_text())
         diffs = [f"{k}: {old.get(k)!r} before, {v!r} now" for k, v in run.items()
                  if k != "started" and old.get(k) != v]
-        if diffs and not force:
+        if diffs:
             msg = (f"{out} holds a screening run with other settings ({'; '.join(diffs)}): "
                    "rerun with the same ones to resume it, or use another --out")
             raise FileExistsError(msg)
-        if not diffs:
-            return
-    jr._atomic_write(path, json.dumps(run, indent=2) + "\n")
+        return
+    jr.atomic_write(path, json.dumps(run, indent=2) + "\n")
 
 
 def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
@@ -299,7 +298,7 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
            "backend": f"{scored_with[0]} (Ray actors)" if ray else scored_with[0],
            "precision": scored_with[1],
            "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    _check_run_file(out, run, force=False)
+    _check_run_file(out, run)
     fields = columns(keys, o.include_phi)
     journal = jr.Journal(out, fields, lock=lock)
     done_frames, done_counts, error_paths = journal.done()
@@ -358,7 +357,8 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
                  + (f"{gpus_per_actor:g} GPU" if gpus_per_actor else f"{ray_threads} thread(s)")
                  + f", decoding tasks; cluster {cpus:g} CPUs, {gpus:g} GPUs")
         remaining: dict[str, int] = {}
-        try:
+    try:
+        if ray is not None:
             for rows, errors, pictures in distributed.run(
                     ray, todo=todo, done_frames=done_frames,
                     bundle=str(Path(bundle).resolve()), device=o.device, threads=ray_threads,
@@ -381,15 +381,7 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
                 if bar is not None:
                     bar.update(finished)
                     bar.set_postfix(flagged=n_flagged, errors=n_errors, refresh=False)
-        finally:
-            if bar is not None:
-                bar.close()
-            try:
-                writer.finish()
-            finally:
-                journal.close()
-    else:
-        try:
+        else:
             with Decoder(partial(decode_item, size=engine.image_size, modality=modality,
                                  include_phi=o.include_phi), workers=d_workers) as dec:
                 for item in dec.decode(todo):
@@ -411,13 +403,13 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
                         bar.update(1)
                         bar.set_postfix(flagged=n_flagged, errors=n_errors, refresh=False)
                 flush()
+    finally:
+        if bar is not None:
+            bar.close()
+        try:
+            writer.finish()
         finally:
-            if bar is not None:
-                bar.close()
-            try:
-                writer.finish()
-            finally:
-                journal.close()
+            journal.close()
     seconds = time.perf_counter() - t_run
 
     # Ray delivers errors in completion order: one order for every run.
