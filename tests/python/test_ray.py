@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -26,6 +27,11 @@ def ray_cli() -> str:
     return str(exe) if exe.is_file() else (shutil.which("ray") or "ray")
 
 
+def _log_tail(path: Path, lines: int = 40) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:]) or "(no output)"
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A Ray head with 2 CPUs, as `ray start --head` on a cluster's head node."""
@@ -33,25 +39,35 @@ def cluster(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     tmp = tmp_path_factory.mktemp("ray")
+    home = tmp / "home"
+    home.mkdir()
+    log = tmp / "head.log"
     with pytest.MonkeyPatch.context() as mp:
-        # Token authentication, as README's cluster set-up has it: the head, and every
-        # driver (the screening subprocesses inherit it), use the token in ~/.ray.
+        # Token authentication, as README's cluster set-up has it, with a token of the test's
+        # own in the environment (inherited by the head and by every screening subprocess) and
+        # an empty home folder: nothing left in ~/.ray by earlier work may make this pass.
+        mp.setenv("HOME", str(home))
         mp.setenv("RAY_AUTH_MODE", "token")
+        mp.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+        mp.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
         mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
         # --block: this cluster's processes end with this one (not `ray stop`, which would
         # stop every Ray cluster on the machine).
-        head = subprocess.Popen([ray_cli(), "start", "--head", "--block", "--num-cpus=2",
-                                 "--num-gpus=0", f"--port={port}", "--include-dashboard=false",
-                                 f"--temp-dir={tmp}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with log.open("wb") as out:
+            head = subprocess.Popen([ray_cli(), "start", "--head", "--block", "--num-cpus=2",
+                                     "--num-gpus=0", f"--port={port}",
+                                     "--include-dashboard=false", f"--temp-dir={tmp}"],
+                                    stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 120
             while True:
-                assert head.poll() is None, "ray start --head exited"
+                assert head.poll() is None, (
+                    f"ray start --head exited with {head.returncode}:\n{_log_tail(log)}")
                 with socket.socket() as s:
                     if s.connect_ex(("127.0.0.1", port)) == 0:
                         break
-                assert time.monotonic() < deadline, "the Ray head did not come up"
+                assert time.monotonic() < deadline, (
+                    f"the Ray head did not come up in 120 s:\n{_log_tail(log)}")
                 time.sleep(0.5)
             time.sleep(2)  # the raylet registers after the GCS listens
             yield f"127.0.0.1:{port}"
