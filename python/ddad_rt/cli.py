@@ -32,6 +32,11 @@ def cmd_demo(a: argparse.Namespace) -> int:
           f"flagged at {sc['operating_point']}; open {sc['report']}")
     print(f"wrote {Path(a.out) / 'results.json'}, {Path(a.out) / 'maps.png'} and the bundle "
           f"{results['bundle']} in {results['seconds']['total']:.0f} s")
+    if sc["errors"]:
+        print(f"error: the demo's screening step could not read {sc['errors']} of its own "
+              f"test files (see {Path(sc['out']) / 'errors.csv'}): this is a bug, please "
+              "report it", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -45,9 +45,11 @@ def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo_separates_synthetic_lesions(tmp_path, capsys):
+def test_demo_separates_synthetic_lesions(tmp_path, capsys, monkeypatch):
+    # As the README runs it: a relative --out, from a working directory of its own.
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["demo", "--out", "demo"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert set(results["auc"]) == {"rec", "intra", "inter", "r_intra", "r_dual"} == set(results["ap"])
     assert results["auc"]["inter"] >= 0.90, results["auc"]

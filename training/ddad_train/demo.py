@@ -112,7 +112,9 @@ def _calibrate_and_screen(out: Path, bundle: Path, test_paths, seed: int, thread
         Image.fromarray(synthetic.make_image(rng, abnormal=False)[0]).save(calib / f"normal_{i:03d}.png")
     calibrate(bundle, calib, num_threads=threads, progress=progress)
     listing = out / "test_images.txt"
-    listing.write_text("".join(f"{p}\n" for p in test_paths))
+    # Absolute paths: a list's relative entries are relative to the list's folder, and
+    # test_paths are relative to the working directory when --out is.
+    listing.write_text("".join(f"{Path(p).resolve()}\n" for p in test_paths))
     screen_out = out / "screen"
     if screen_out.exists():  # a rerun of the demo retrains: results of the old bundle go
         shutil.rmtree(screen_out)
