@@ -7,6 +7,7 @@
 
 #include "backend.h"
 #include "batching.h"
+#include "cpu/cpu_count.h"
 #include "ddad_rt/errors.h"
 #include "ddad_rt/kernels/discrepancy.h"
 #include "device_status.h"
@@ -43,10 +44,7 @@ void check_options(const EngineOptions& o) {
     throw std::invalid_argument("max_batch must be in [1, " + std::to_string(kMaxBatchLimit) +
                                 "], got " + std::to_string(o.max_batch));
   }
-  if (o.num_threads < 0) {
-    throw std::invalid_argument("num_threads must be >= 0 (0 = all cores), got " +
-                                std::to_string(o.num_threads));
-  }
+  cpu::resolve_threads(o.num_threads);  // throws for < 0 or above 4x the usable CPUs
 }
 
 }  // namespace

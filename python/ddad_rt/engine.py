@@ -47,7 +47,9 @@ class Engine:
             CPU has it and the bundle passed ``ddad-rt check-precision``, else fp32; GPU: fp16).
         max_batch: larger batches are split inside the engine; on a GPU the TensorRT engines
             serve every batch from 1 to max_batch.
-        num_threads: CPU threads for the backend (0 = all cores).
+        num_threads: CPU threads for the backend: 0 = one per CPU this process may use (its
+            affinity mask and cgroup CPU quota, as in a container); at most 4x that many
+            (ValueError above). ``info["threads"]`` says how many it uses.
         cache_dir: where the GPU backend caches built TensorRT engines (default:
             ``$DDAD_RT_CACHE_DIR``, else ``~/.cache/ddad_rt/tensorrt``). The first engine on a
             GPU builds them (minutes); later ones load them (seconds).
@@ -75,7 +77,8 @@ class Engine:
     @property
     def info(self) -> dict:
         """backend, device (and why), precision (and why), image_size, k, backbone, scores,
-        default_score, bundle_version, bundle_identity, max_batch, num_threads; on a GPU
+        default_score, bundle_version, bundle_identity, max_batch, num_threads, threads (on
+        the CPU: the threads it uses); on a GPU
         also gpu, tensorrt, tensorrt_library, engine_cache_dir and engine_cache (per graph:
         loaded from the cache, or built and why)."""
         return dict(self._engine.info)

@@ -26,7 +26,9 @@ struct EngineOptions {
   //! CPU has it natively and the bundle's precision check passed, else fp32; on a GPU fp16.
   std::string precision = "default";
   std::int64_t max_batch = 64;     //!< larger batches are split inside the engine
-  int num_threads = 0;             //!< CPU threads for the backend; 0 = all cores
+  //! CPU threads for the backend: 0 = one per CPU this process may use (affinity mask and
+  //! cgroup quota), at most 4x that many.
+  int num_threads = 0;
   //! Where the GPU backend caches its TensorRT engines; empty = $DDAD_RT_CACHE_DIR, else
   //! $XDG_CACHE_HOME/ddad_rt/tensorrt, else ~/.cache/ddad_rt/tensorrt.
   std::string cache_dir;

@@ -10,6 +10,8 @@
 
 #include "backend.h"
 #include "ddad_rt/errors.h"
+#include "cpu/cpu_count.h"
+#include "cpu/thread_pool.h"
 #include "ddad_rt/kernels/refine_net.h"
 
 namespace ddad_rt::cpu {
@@ -70,7 +72,9 @@ class Net {
         ov::hint::inference_precision(precision),
         ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY),
     };
-    if (options.num_threads > 0) config.emplace(ov::inference_num_threads(options.num_threads));
+    // Always explicit: OpenVINO's own default counts the machine's cores, not the CPUs this
+    // process may use (a container's quota, a taskset).
+    config.emplace(ov::inference_num_threads(resolve_threads(options.num_threads)));
     const auto compile = [&](ov::Dimension batch) {
       std::shared_ptr<ov::Model> m = model->clone();
       m->reshape(ov::PartialShape{batch, channels, bundle.height, bundle.width});
@@ -225,7 +229,7 @@ class OpenVinoBackend final : public Backend {
  public:
   OpenVinoBackend(const Bundle& bundle, const EngineOptions& options)
       : k_(bundle.k), height_(bundle.height), width_(bundle.width),
-        has_logvar_(bundle.uncertainty()) {
+        threads_(resolve_threads(options.num_threads)), has_logvar_(bundle.uncertainty()) {
     choose_precision(bundle, options.precision);
     const ov::element::Type element = precision_ == "bf16" ? ov::element::bf16 : ov::element::f32;
     std::string role = "ensemble";
@@ -242,8 +246,9 @@ class OpenVinoBackend final : public Backend {
           std::shared_ptr<ov::Model> model =
               core_.read_model(bundle.graph_bytes.at(bundle.graphs.at(role)), ov::Tensor());
           if (auto weights = paper_refine_weights(model)) {
-            native_.try_emplace(r, std::make_unique<RefineNet>(std::move(*weights),
-                                                               options.num_threads));
+            // Both refiners share one pool: they run one after the other.
+            if (!refine_pool_) refine_pool_ = std::make_shared<ThreadPool>(threads_);
+            native_.try_emplace(r, std::make_unique<RefineNet>(std::move(*weights), refine_pool_));
             refine_impl_ = "native (Winograd F(4x4,3x3), avx512)";
             continue;
           }
@@ -261,6 +266,9 @@ class OpenVinoBackend final : public Backend {
   std::string precision() const override { return precision_; }
   std::string precision_reason() const override { return precision_reason_; }
   std::string refine_impl() const override { return refine_impl_; }
+  std::map<std::string, std::string> extra_info() const override {
+    return {{"threads", std::to_string(threads_)}};
+  }
 
   void run_ensemble(const float* images, std::int64_t n, const EnsembleOutputs& out) override {
     std::vector<float*> outputs{out.udm, out.ndm};
@@ -337,6 +345,8 @@ class OpenVinoBackend final : public Backend {
   ov::Core core_;
   std::optional<Net> ensemble_;
   std::map<Refiner, Net> refiners_;
+  int threads_;
+  std::shared_ptr<ThreadPool> refine_pool_;  // the native refiners' workers
   std::map<Refiner, std::unique_ptr<RefineNet>> native_;
   std::string refine_impl_ = "openvino";
   bool has_logvar_ = false;

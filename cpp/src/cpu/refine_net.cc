@@ -14,6 +14,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "cpu/cpu_count.h"
 #include "cpu/thread_pool.h"
 #include "ddad_rt/kernels/winograd_math.h"
 
@@ -550,10 +551,21 @@ struct Workspace {
 struct RefineNet::Impl {
   Packed p;
   Kernels k;
-  int threads = 1;
-  std::mutex pool_mutex;  // one run() at a time uses the pool and the cached workspace
-  std::unique_ptr<ThreadPool> pool;
-  Workspace cached;
+  std::shared_ptr<ThreadPool> pool;
+  std::mutex spare_mutex;
+  std::vector<std::unique_ptr<Workspace>> spare;  // workspaces of finished runs, for reuse
+
+  std::unique_ptr<Workspace> take_workspace() {
+    std::lock_guard<std::mutex> lock(spare_mutex);
+    if (spare.empty()) return std::make_unique<Workspace>();
+    std::unique_ptr<Workspace> ws = std::move(spare.back());
+    spare.pop_back();
+    return ws;
+  }
+  void give_back(std::unique_ptr<Workspace> ws) {
+    std::lock_guard<std::mutex> lock(spare_mutex);
+    spare.push_back(std::move(ws));
+  }
 
   // The M->M convolution of tiles [t0, t0 + nt) of one image.
   void conv2_block(const Geometry& g, const float* h1, float* h2, std::int64_t t0, int nt,
@@ -578,15 +590,20 @@ struct RefineNet::Impl {
   }
 };
 
-RefineNet::RefineNet(RefineNetWeights weights, int threads, const std::string& isa) : impl_(std::make_unique<Impl>()) {
+RefineNet::RefineNet(RefineNetWeights weights, int threads, const std::string& isa)
+    : RefineNet(std::move(weights), std::make_shared<ThreadPool>(resolve_threads(threads)), isa) {}
+
+RefineNet::RefineNet(RefineNetWeights weights, std::shared_ptr<ThreadPool> pool,
+                     const std::string& isa)
+    : impl_(std::make_unique<Impl>()) {
   weights.validate();
   impl_->p = pack(weights);
   if (isa != "auto" && isa != "generic") {
     throw std::invalid_argument("RefineNet isa must be 'auto' or 'generic', got '" + isa + "'");
   }
   impl_->k = isa == "generic" ? generic_kernels() : choose_kernels(impl_->p.mid);
-  impl_->threads = resolve_threads(threads);
-  impl_->pool = std::make_unique<ThreadPool>(impl_->threads);
+  if (!pool) throw std::invalid_argument("RefineNet needs a thread pool");
+  impl_->pool = std::move(pool);
 }
 
 RefineNet::~RefineNet() = default;
@@ -601,20 +618,25 @@ void RefineNet::run(const float* maps, std::int64_t n, std::int64_t h, std::int6
   const Geometry g = geometry(h, w);
   const std::int64_t in_stride = static_cast<std::int64_t>(s.p.cin) * h * w;
   const std::int64_t out_stride = 2 * h * w;
-  // A concurrent caller that finds the pool busy runs on its own thread with its own buffers.
-  std::unique_lock<std::mutex> lock(s.pool_mutex, std::try_to_lock);
-  if (!lock.owns_lock()) {
-    Workspace own;
-    own.prepare(g, s.p.cin, s.p.mid, 1, 1);
+  // The workspace goes back to the spare list however run() ends.
+  struct Lease {
+    Impl& s;
+    std::unique_ptr<Workspace> ws;
+    ~Lease() { s.give_back(std::move(ws)); }
+  } lease{s, s.take_workspace()};
+  Workspace& ws = *lease.ws;
+  // A concurrent caller that finds the pool busy runs on its own thread.
+  std::unique_lock<std::mutex> claim = s.pool->try_claim();
+  if (!claim.owns_lock()) {
+    ws.prepare(g, s.p.cin, s.p.mid, 1, 1);
     for (std::int64_t i = 0; i < n; ++i) {
-      s.image(g, maps + i * in_stride, logits + i * out_stride, own.pm[0].data(), own.h1[0].data(),
-              own.h2[0].data(), own.v[0].data(), own.mm[0].data());
+      s.image(g, maps + i * in_stride, logits + i * out_stride, ws.pm[0].data(), ws.h1[0].data(),
+              ws.h2[0].data(), ws.v[0].data(), ws.mm[0].data());
     }
     return;
   }
   ThreadPool& pool = *s.pool;
   const int threads = pool.size();
-  Workspace& ws = s.cached;
   if (n >= threads) {
     // Whole images per thread: no synchronisation inside an image.
     ws.prepare(g, s.p.cin, s.p.mid, threads, threads);

@@ -2,17 +2,32 @@
 
 namespace ddad_rt::cpu {
 
-ThreadPool::ThreadPool(int threads) {
-  for (int t = 1; t < threads; ++t) workers_.emplace_back([this, t] { work(t); });
+ThreadPool::ThreadPool(int threads, const Starter& start) {
+  workers_.reserve(threads > 1 ? threads - 1 : 0);
+  for (int t = 1; t < threads; ++t) {
+    try {
+      workers_.push_back(start([this, t] { work(t); }));
+    } catch (const std::exception& e) {
+      // The destructor does not run for a constructor that throws: stop what started here.
+      stop_workers();
+      throw std::runtime_error("could not start CPU thread " + std::to_string(t + 1) + " of " +
+                               std::to_string(threads) + " (" + e.what() +
+                               "): the process is out of threads; ask for fewer (num_threads)");
+    }
+  }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
   wake_.notify_all();
-  for (auto& w : workers_) w.join();
+  for (auto& w : workers_) {
+    if (w.joinable()) w.join();
+  }
 }
 
 void ThreadPool::drain(int thread) {
@@ -70,12 +85,6 @@ void ThreadPool::parallel_for(std::int64_t count,
     error = error_;
   }
   if (error) std::rethrow_exception(error);
-}
-
-int resolve_threads(int num_threads) {
-  if (num_threads > 0) return num_threads;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
 }  // namespace ddad_rt::cpu

@@ -34,9 +34,13 @@ class ThreadPool;
 //! The refinement network on the CPU. run() may be called from several threads at once.
 class RefineNet {
  public:
-  //! threads: workers for one run() call (0 = all cores). isa: "auto" (the best this CPU
-  //! runs) or "generic" (the portable kernels, e.g. to test them on an AVX-512 machine).
+  //! threads: workers for one run() call (0 = every usable CPU). isa: "auto" (the best this
+  //! CPU runs) or "generic" (the portable kernels, e.g. to test them on an AVX-512 machine).
   RefineNet(RefineNetWeights weights, int threads, const std::string& isa = "auto");
+  //! Runs on `pool`, which other networks may share: one run() at a time has the pool, and
+  //! a concurrent caller runs on its own thread. Workspaces are kept and reused either way.
+  RefineNet(RefineNetWeights weights, std::shared_ptr<ThreadPool> pool,
+            const std::string& isa = "auto");
   ~RefineNet();
   RefineNet(const RefineNet&) = delete;
   RefineNet& operator=(const RefineNet&) = delete;
