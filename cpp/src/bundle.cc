@@ -8,6 +8,7 @@
 #include <sstream>
 #include <utility>
 
+#include "bundle_graphs.h"
 #include "ddad_rt/errors.h"
 #include "json.h"
 #include "sha256.h"
@@ -22,6 +23,11 @@ const std::set<std::string>& known_scores() {
   return k;
 }
 
+const std::set<std::string>& known_precisions() {
+  static const std::set<std::string> p{"bf16", "fp16"};
+  return p;
+}
+
 const std::set<std::string>& known_backbones() {
   static const std::set<std::string> b{"ae", "ae-u", "memae"};
   return b;
@@ -29,6 +35,13 @@ const std::set<std::string>& known_backbones() {
 
 std::string read_file(const fs::path& path, const std::string& what) {
   std::error_code ec;
+  if (fs::is_symlink(path, ec)) {
+    // A link could point anywhere (another bundle's graph, a device, /proc): what is hashed
+    // and loaded must be a file of the bundle itself.
+    throw BundleError(path.string() + " (" + what + ") is a symbolic link; a bundle's files "
+                      "must be regular files inside it: copy the bundle with its files "
+                      "(cp -rL, shutil.copytree) rather than linking them");
+  }
   if (!fs::is_regular_file(path, ec)) {
     throw BundleError("bundle file missing: " + path.string() + " (" + what +
                       "); a bundle is the whole directory written by `ddad-rt train` or "
@@ -122,6 +135,14 @@ Bundle load_bundle(const std::string& dir) {
     bad_field(manifest_path, "backbone", "must be one of ae, ae-u, memae; got \"" + b.backbone + "\"");
   }
   b.k = static_cast<int>(require_int(m, "k", manifest_path, 2, 64));
+  if (m.find("channels") != nullptr) {
+    b.channels = static_cast<int>(require_int(m, "channels", manifest_path, 1, 64));
+    if (b.channels != 1) {
+      bad_field(manifest_path, "channels", "is " + std::to_string(b.channels) +
+                                               ", but this engine scores single-channel images only "
+                                               "(colour images are converted to luma first)");
+    }
+  }
 
   const json::Value& size = require(m, "image_size", manifest_path);
   if (!size.is_array() || size.as_array().size() != 2 || !size.as_array()[0].is_number() ||
@@ -207,6 +228,10 @@ Bundle load_bundle(const std::string& dir) {
   if (const json::Value* checks = m.find("precision_checks")) {
     if (!checks->is_object()) bad_field(manifest_path, "precision_checks", "must be an object");
     for (const auto& [precision, check] : checks->as_object()) {
+      if (!known_precisions().count(precision)) {
+        bad_field(manifest_path, "precision_checks", "names an unknown precision \"" + precision +
+                                                         "\" (known: bf16, fp16)");
+      }
       const json::Value* passed = check.is_object() ? check.find("passed") : nullptr;
       if (passed == nullptr || passed->type() != json::Value::Type::kBool) {
         bad_field(manifest_path, "precision_checks",
@@ -235,6 +260,7 @@ Bundle load_bundle(const std::string& dir) {
     }
   }
   b.identity = sha256_hex(identity_text);
+  check_graphs_against_manifest(b, manifest_path.string());
   return b;
 }
 

@@ -18,13 +18,12 @@ import json
 import os
 from pathlib import Path
 
+# One exception for every bundle problem, whether the engine (C++) or these helpers find it.
+from ddad_rt._core import BundleError
+
 FORMAT = "ddad_rt.bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-
-
-class BundleError(RuntimeError):
-    """Raised by the pure-Python bundle helpers (the engine raises ddad_rt.BundleError)."""
 
 
 #: Manifest fields write_manifest computes; drop them before rewriting a manifest.
@@ -99,6 +98,10 @@ def read_manifest(bundle_dir: str | Path, verify: bool = True) -> dict:
             p = bundle_dir / name
             if Path(name).name != name:
                 msg = f"manifest lists {name!r}, which is not a plain file name in the bundle"
+                raise BundleError(msg)
+            if p.is_symlink():
+                msg = (f"{p} is a symbolic link; a bundle's files must be regular files inside "
+                       "it: copy the bundle with its files (cp -rL, shutil.copytree)")
                 raise BundleError(msg)
             if not p.is_file():
                 msg = f"bundle file missing: {p}"

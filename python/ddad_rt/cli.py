@@ -471,11 +471,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import ddad_rt
-    from ddad_rt.bundle import BundleError as PyBundleError
 
     try:
         return args.func(args)
-    except (ddad_rt.BundleError, ddad_rt.EngineError, PyBundleError, ValueError,
+    except (ddad_rt.BundleError, ddad_rt.EngineError, ValueError,
             FileNotFoundError, FileExistsError, PermissionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

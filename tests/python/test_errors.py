@@ -124,3 +124,64 @@ def test_bad_options(bundle, kwargs, exc, needle):
     with pytest.raises(exc) as e:
         ddad_rt.Engine(bundle, **{"device": "cpu", **kwargs})
     assert needle in str(e.value)
+
+
+def _edit_manifest(b, edit):
+    m = json.loads((b / "manifest.json").read_text())
+    edit(m)
+    (b / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda m: m.update(k=4), "field 'k' says 4, but the ensemble graph"),
+    (lambda m: m.update(k=2), "field 'k' says 2"),
+    (lambda m: m.update(image_size=[64, 64]), "field 'image_size' says [64, 64]"),
+    (lambda m: m.update(channels=3), "'channels' is 3"),
+    (lambda m: m.update(backbone="ae-u"), "no output 'ndm_logvar'"),
+    (lambda m: m.update(precision_checks={"int8": {"passed": True}}), 'unknown precision "int8"'),
+])
+def test_manifest_that_disagrees_with_its_graphs_is_refused_at_load(bundle, tmp_path, edit, needle):
+    """The manifest is outside the hash (calibration writes it): an edited k, image_size or
+    channels is refused when the engine is built, naming the field, not at the first score()."""
+    b = copy_bundle(bundle, tmp_path)
+    _edit_manifest(b, edit)
+    with pytest.raises(ddad_rt.BundleError) as e:
+        ddad_rt.Engine(b, device="cpu")
+    assert needle in str(e.value)
+
+
+def test_graph_with_external_data_is_refused(bundle, tmp_path):
+    """A graph must be one hashed file: ONNX external data would be read from outside it."""
+    import onnx
+    from ddad_rt.bundle import GENERATED_FIELDS, write_manifest
+
+    b = copy_bundle(bundle, tmp_path)
+    model = onnx.load(b / "refine_dual.onnx")
+    (b / "refine_dual.onnx").unlink()
+    onnx.save_model(model, b / "refine_dual.onnx", save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="refine_dual.weights", size_threshold=0)
+    m = json.loads((b / "manifest.json").read_text())
+    write_manifest(b, {k: v for k, v in m.items() if k not in GENERATED_FIELDS})  # both hashed
+    assert "refine_dual.weights" in json.loads((b / "manifest.json").read_text())["files"]
+    with pytest.raises(ddad_rt.BundleError, match="ONNX external data"):
+        ddad_rt.Engine(b, device="cpu")
+
+
+def test_symlinked_graph_is_refused(bundle, tmp_path):
+    b = copy_bundle(bundle, tmp_path)
+    elsewhere = tmp_path / "elsewhere.onnx"
+    (b / "ensemble.onnx").rename(elsewhere)
+    (b / "ensemble.onnx").symlink_to(elsewhere)
+    with pytest.raises(ddad_rt.BundleError, match="symbolic link"):
+        ddad_rt.Engine(b, device="cpu")
+    from ddad_rt.bundle import read_manifest
+    with pytest.raises(ddad_rt.BundleError, match="symbolic link"):
+        read_manifest(b)
+
+
+def test_one_bundle_error_class_for_every_bundle_path(tmp_path):
+    import ddad_rt.bundle
+
+    assert ddad_rt.bundle.BundleError is ddad_rt.BundleError
+    with pytest.raises(ddad_rt.BundleError, match="bundle file missing"):
+        ddad_rt.bundle.read_manifest(tmp_path)

@@ -18,6 +18,7 @@ struct Bundle {
   int format_version = 0;      //!< manifest format_version
   std::string backbone;        //!< "ae", "ae-u" or "memae"
   int k = 0;                   //!< members per module (NDM and UDM each)
+  int channels = 1;            //!< image channels (manifest "channels"; only 1 is supported)
   std::int64_t height = 0;     //!< model image size
   std::int64_t width = 0;
   float norm_mean = 0.5f;      //!< network input = ([0,1] value - mean) / std
@@ -42,8 +43,9 @@ struct Bundle {
   bool uncertainty() const { return backbone == "ae-u"; }
 };
 
-//! Loads `dir/manifest.json`, checks format and fields, and verifies the sha256 of every
-//! listed file. Throws BundleError with the reason and the remedy.
+//! Loads `dir/manifest.json`, checks format and fields, verifies the sha256 of every listed
+//! file (regular files only: no symbolic links), and checks every graph's inputs and outputs
+//! against the manifest (no external data). Throws BundleError with the reason and the remedy.
 Bundle load_bundle(const std::string& dir);
 
 }  // namespace ddad_rt
