@@ -4,6 +4,8 @@
 // run-time library search, and what device="cuda" reports on a machine without a GPU.
 #include <unistd.h>
 
+#include <atomic>
+#include <thread>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -19,6 +21,7 @@
 #include "ddad_rt/kernels/discrepancy.h"
 #include "device_status.h"
 #include "dynlib.h"
+#include "gpu_health.h"
 #include "testing.h"
 #include "trt/engine_cache.h"
 #include "trt/half.h"
@@ -473,3 +476,41 @@ TEST(cuda_status_without_a_gpu_says_what_is_missing) {
 }
 
 }  // namespace
+
+// ---- the GPU error path -----------------------------------------------------------------
+
+TEST(sticky_cuda_errors_are_told_apart) {
+  // cudaErrorIllegalAddress, cudaErrorLaunchFailure, an uncorrectable ECC error: sticky.
+  CHECK(ddad_rt::is_sticky_cuda_error(700));
+  CHECK(ddad_rt::is_sticky_cuda_error(719));
+  CHECK(ddad_rt::is_sticky_cuda_error(214));
+  // cudaSuccess, cudaErrorMemoryAllocation, cudaErrorLaunchOutOfResources: the context lives.
+  CHECK(!ddad_rt::is_sticky_cuda_error(0));
+  CHECK(!ddad_rt::is_sticky_cuda_error(2));
+  CHECK(!ddad_rt::is_sticky_cuda_error(701));
+}
+
+TEST(a_dead_gpu_engine_says_so_in_every_later_call) {
+  ddad_rt::GpuHealth health;
+  health.check();  // alive: no throw
+  CHECK(!health.dead());
+  health.mark_dead("CUDA error cudaErrorIllegalAddress in enqueueV3");
+  health.mark_dead("a later, secondary error");  // the first cause is the one reported
+  std::atomic<int> told{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&] {
+      try {
+        health.check();
+      } catch (const ddad_rt::EngineError& e) {
+        const std::string what = e.what();
+        if (contains(what, "unusable") && contains(what, "cudaErrorIllegalAddress") &&
+            contains(what, "restart the process") && !contains(what, "secondary")) {
+          ++told;
+        }
+      }
+    });
+  }
+  for (auto& c : callers) c.join();
+  CHECK(told == 4);
+}

@@ -2,7 +2,23 @@
 
 #include <cuda_runtime_api.h>
 
+#include "gpu_health.h"
+
 namespace ddad_rt::cuda {
+
+// gpu_health.h spells the sticky codes without CUDA headers: they must be the runtime's.
+static_assert(sticky_cuda_error::kEccUncorrectable == cudaErrorECCUncorrectable &&
+                  sticky_cuda_error::kIllegalAddress == cudaErrorIllegalAddress &&
+                  sticky_cuda_error::kLaunchTimeout == cudaErrorLaunchTimeout &&
+                  sticky_cuda_error::kAssert == cudaErrorAssert &&
+                  sticky_cuda_error::kHardwareStackError == cudaErrorHardwareStackError &&
+                  sticky_cuda_error::kIllegalInstruction == cudaErrorIllegalInstruction &&
+                  sticky_cuda_error::kMisalignedAddress == cudaErrorMisalignedAddress &&
+                  sticky_cuda_error::kInvalidAddressSpace == cudaErrorInvalidAddressSpace &&
+                  sticky_cuda_error::kInvalidPc == cudaErrorInvalidPc &&
+                  sticky_cuda_error::kLaunchFailure == cudaErrorLaunchFailure &&
+                  sticky_cuda_error::kExternalDevice == cudaErrorExternalDevice,
+              "sticky CUDA error codes differ from this CUDA runtime's");
 
 std::string cuda_version_string(int version) {
   return "CUDA " + std::to_string(version / 1000) + "." + std::to_string((version % 1000) / 10);

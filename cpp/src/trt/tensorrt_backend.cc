@@ -27,6 +27,7 @@
 #include "cuda/kernels.h"
 #include "ddad_rt/errors.h"
 #include "dynlib.h"
+#include "gpu_health.h"
 #include "input.h"
 #include "trt/engine_cache.h"
 #include "trt/half.h"
@@ -43,10 +44,20 @@ namespace fs = std::filesystem;
 
 // ---- errors and RAII ------------------------------------------------------------------
 
+// A failed CUDA call, with its code: the pipeline's error path tells sticky errors apart.
+class CudaError : public EngineError {
+ public:
+  CudaError(cudaError_t code, const std::string& what) : EngineError(what), code_(code) {}
+  cudaError_t code() const { return code_; }
+
+ private:
+  cudaError_t code_;
+};
+
 [[noreturn]] void cuda_fail(cudaError_t e, const char* expr, const char* file, int line) {
-  throw EngineError(std::string("CUDA error ") + cudaGetErrorName(e) + " (" +
-                    cudaGetErrorString(e) + ") in " + expr + " at " + file + ":" +
-                    std::to_string(line));
+  throw CudaError(e, std::string("CUDA error ") + cudaGetErrorName(e) + " (" +
+                         cudaGetErrorString(e) + ") in " + expr + " at " + file + ":" +
+                         std::to_string(line));
 }
 
 #define DDAD_CUDA_CHECK(expr)                                        \
@@ -533,44 +544,15 @@ class TensorRtBackend final : public Backend {
 
   void score_chunk(const ImageBatch& images, std::int64_t start, std::int64_t count,
                    const ScoreOutputs& out, bool want_maps) override {
+    health_.check();
     DDAD_CUDA_CHECK(cudaSetDevice(device_));
     Lease lease(*this);
-    Slot& slot = *lease.slot;
-    Plan& plan = slot.plan_for(*this, count);
-    const std::size_t pixel_bytes = dtype_size(images.dtype);
-    const std::size_t in_bytes = static_cast<std::size_t>(count * hw_) * pixel_bytes;
-    std::memcpy(slot.raw_host.get(),
-                static_cast<const char*>(images.data) + static_cast<std::size_t>(start * hw_) * pixel_bytes,
-                in_bytes);
-    if (want_maps) slot.ensure_maps(*this);
-    static_assert(static_cast<int>(DType::kUInt8) == static_cast<int>(cuda::RawType::kUInt8) &&
-                      static_cast<int>(DType::kUInt16) == static_cast<int>(cuda::RawType::kUInt16) &&
-                      static_cast<int>(DType::kFloat32) == static_cast<int>(cuda::RawType::kFloat32),
-                  "cuda::RawType mirrors DType");
-    const auto type = static_cast<cuda::RawType>(static_cast<int>(images.dtype));
-    const GraphKey gkey{static_cast<int>(type), want_maps};
-    auto g = plan.graphs.find(gkey);
-    if (g != plan.graphs.end() && g->second) {
-      DDAD_CUDA_CHECK(cudaGraphLaunch(g->second.get(), slot.stream.get()));
-    } else {
-      enqueue(slot, plan, type, want_maps, count);
-      if (g == plan.graphs.end()) {
-        DDAD_CUDA_CHECK(cudaStreamSynchronize(slot.stream.get()));
-        plan.graphs[gkey] = capture(slot, plan, type, want_maps, count);
-      }
-    }
-    DDAD_CUDA_CHECK(cudaStreamSynchronize(slot.stream.get()));
-    // From pinned staging to the caller's arrays.
-    const float* scores = static_cast<const float*>(slot.scores_host.get());
-    const float* maps = static_cast<const float*>(slot.maps_host.get());
-    for (Score s : kAllScores) {
-      if (!out.score(s) || !has(s)) continue;
-      const int idx = static_cast<int>(s);
-      std::memcpy(out.score(s) + start, scores + idx * max_batch_, sizeof(float) * count);
-      if (want_maps) {
-        std::memcpy(out.map(s) + start * hw_, maps + idx * max_batch_ * hw_,
-                    sizeof(float) * count * hw_);
-      }
+    try {
+      run_chunk(*lease.slot, images, start, count, out, want_maps);
+    } catch (const std::exception& e) {
+      const auto* cuda_error = dynamic_cast<const CudaError*>(&e);
+      if (settle_after_failure(lease, cuda_error ? cuda_error->code() : cudaSuccess, e.what())) throw;
+      throw EngineError(std::string(e.what()) + "; " + GpuHealth::message(e.what()));
     }
   }
 
@@ -630,10 +612,14 @@ class TensorRtBackend final : public Backend {
     }
   };
 
+  // One slot for one call; back to the pool at scope exit unless retired.
   struct Lease {
     explicit Lease(TensorRtBackend& b) : backend(b) {
       std::unique_lock<std::mutex> lock(b.slots_mutex_);
-      b.slots_cv_.wait(lock, [&] { return !b.free_.empty() || b.slots_.size() < kMaxSlots; });
+      b.slots_cv_.wait(lock, [&] {
+        return b.health_.dead() || !b.free_.empty() || b.slots_.size() < kMaxSlots;
+      });
+      b.health_.check();
       if (!b.free_.empty()) {
         slot = b.free_.back();
         b.free_.pop_back();
@@ -643,17 +629,78 @@ class TensorRtBackend final : public Backend {
       }
     }
     ~Lease() {
+      if (!slot) return;  // retired
       {
         std::lock_guard<std::mutex> lock(backend.slots_mutex_);
         backend.free_.push_back(slot);
       }
       backend.slots_cv_.notify_one();
     }
+    //! The slot never goes back to the pool (its stream is in an unknown state).
+    void retire() { slot = nullptr; }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
     TensorRtBackend& backend;
     Slot* slot = nullptr;
   };
+
+  // After a failed call the slot's stream may still hold queued work (a kernel, a copy into
+  // its pinned buffers): it goes back to the pool only once that work has finished. A
+  // sticky error, or a stream that cannot be synchronised, kills the engine: the slot is
+  // retired and every later call says why. Returns true when the engine is still usable.
+  bool settle_after_failure(Lease& lease, cudaError_t code, const std::string& what) {
+    const cudaError_t sync = cudaStreamSynchronize(lease.slot->stream.get());
+    const cudaError_t last = cudaGetLastError();  // clears a non-sticky error for the next call
+    const bool sticky = is_sticky_cuda_error(code) || is_sticky_cuda_error(sync) ||
+                        is_sticky_cuda_error(last);
+    if (!sticky && sync == cudaSuccess) return true;
+    health_.mark_dead(sync != cudaSuccess && !is_sticky_cuda_error(code)
+                          ? what + "; then synchronising its stream failed: " + cudaGetErrorName(sync)
+                          : what);
+    lease.retire();
+    slots_cv_.notify_all();  // callers waiting for a slot must see the engine is dead
+    return false;
+  }
+
+  void run_chunk(Slot& slot, const ImageBatch& images, std::int64_t start, std::int64_t count,
+                 const ScoreOutputs& out, bool want_maps) {
+    Plan& plan = slot.plan_for(*this, count);
+    const std::size_t pixel_bytes = dtype_size(images.dtype);
+    const std::size_t in_bytes = static_cast<std::size_t>(count * hw_) * pixel_bytes;
+    std::memcpy(slot.raw_host.get(),
+                static_cast<const char*>(images.data) + static_cast<std::size_t>(start * hw_) * pixel_bytes,
+                in_bytes);
+    if (want_maps) slot.ensure_maps(*this);
+    static_assert(static_cast<int>(DType::kUInt8) == static_cast<int>(cuda::RawType::kUInt8) &&
+                      static_cast<int>(DType::kUInt16) == static_cast<int>(cuda::RawType::kUInt16) &&
+                      static_cast<int>(DType::kFloat32) == static_cast<int>(cuda::RawType::kFloat32),
+                  "cuda::RawType mirrors DType");
+    const auto type = static_cast<cuda::RawType>(static_cast<int>(images.dtype));
+    const GraphKey gkey{static_cast<int>(type), want_maps};
+    auto g = plan.graphs.find(gkey);
+    if (g != plan.graphs.end() && g->second) {
+      DDAD_CUDA_CHECK(cudaGraphLaunch(g->second.get(), slot.stream.get()));
+    } else {
+      enqueue(slot, plan, type, want_maps, count);
+      if (g == plan.graphs.end()) {
+        DDAD_CUDA_CHECK(cudaStreamSynchronize(slot.stream.get()));
+        plan.graphs[gkey] = capture(slot, plan, type, want_maps, count);
+      }
+    }
+    DDAD_CUDA_CHECK(cudaStreamSynchronize(slot.stream.get()));
+    // From pinned staging to the caller's arrays.
+    const float* scores = static_cast<const float*>(slot.scores_host.get());
+    const float* maps = static_cast<const float*>(slot.maps_host.get());
+    for (Score s : kAllScores) {
+      if (!out.score(s) || !has(s)) continue;
+      const int idx = static_cast<int>(s);
+      std::memcpy(out.score(s) + start, scores + idx * max_batch_, sizeof(float) * count);
+      if (want_maps) {
+        std::memcpy(out.map(s) + start * hw_, maps + idx * max_batch_ * hw_,
+                    sizeof(float) * count * hw_);
+      }
+    }
+  }
 
   bool has(Score s) const {
     switch (s) {
@@ -914,6 +961,7 @@ class TensorRtBackend final : public Backend {
     return graph_failure_;
   }
 
+  GpuHealth health_;
   std::atomic<int> graph_failures_{0};
   mutable std::mutex graph_failure_mutex_;
   std::string graph_failure_;
