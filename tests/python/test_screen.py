@@ -525,6 +525,63 @@ def test_a_second_run_into_the_same_folder_is_refused(mr_bundle, archive, tmp_pa
                    "--no-progress").returncode == 0
 
 
+def test_the_folder_stays_locked_until_the_last_output_is_written(mr_bundle, archive, tmp_path,
+                                                                  monkeypatch):
+    """errors.csv, studies.csv, report.html and summary.json are written after the journal
+    closes: a second run must not be able to start in that window."""
+    from ddad_rt.screen import journal, report
+
+    out = tmp_path / "out"
+    seen = []
+    real_write_report = report.write_report
+
+    def write_report_and_try_the_lock(*args, **kwargs):
+        try:
+            journal.lock_out(out).close()
+            seen.append("lock was free")
+        except FileExistsError:
+            seen.append("locked")
+        return real_write_report(*args, **kwargs)
+
+    monkeypatch.setattr(report, "write_report", write_report_and_try_the_lock)
+    from ddad_rt.screen import ScreenOptions, screen
+
+    screen(mr_bundle, [archive["root"] / "a.png"], out, ScreenOptions(decode_workers=0),
+           progress=False)
+    assert seen == ["locked"]
+    journal.lock_out(out).close()  # released once screen() returns
+
+
+def test_unreadable_files_are_written_in_batches(mr_bundle, tmp_path, monkeypatch):
+    """Bad files cost no more than good ones: not an engine batch, a writer job and an
+    fsync each (issue 15: 2.6 ms per bad file and rising with their count)."""
+    from ddad_rt.screen import ScreenOptions, screen
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for i in range(1500):
+        (bad / f"broken_{i:04d}.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    good = tmp_path / "good"
+    good.mkdir()
+    for i, img in enumerate(synth_images(5, seed=3)):
+        Image.fromarray(img).save(good / f"ok_{i}.png")
+    syncs = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (syncs.append(fd), real_fsync(fd))[1])
+    calls = []
+    from ddad_rt.screen import run as run_module
+
+    real_score = run_module.score_frames
+    monkeypatch.setattr(run_module, "score_frames",
+                        lambda engine, plan, frames: (calls.append(len(frames)),
+                                                      real_score(engine, plan, frames))[1])
+    s = screen(mr_bundle, [bad, good], tmp_path / "out", ScreenOptions(decode_workers=0),
+               progress=False)
+    assert s.errors == 1500 and s.images == 5
+    assert calls == [5]  # one engine batch for the 5 images, none forced by an error
+    assert len(syncs) < 40, len(syncs)  # was > 1,500: one per error
+
+
 def test_csv_list_without_path_column_is_refused(mr_bundle, tmp_path):
     (tmp_path / "l.csv").write_text("/some/file.png\n")
     r = run_cli("screen", mr_bundle, tmp_path / "l.csv", "--out", tmp_path / "out")

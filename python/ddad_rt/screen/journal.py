@@ -78,7 +78,8 @@ class Journal:
     Args:
         out: the output folder.
         fields: the results.csv columns.
-        lock: the folder's lock (lock_out), taken here when not given; released by close().
+        lock: the folder's lock (lock_out), held by the caller until its last output is
+            written; when not given, the journal takes it and releases it in close().
     """
 
     def __init__(self, out: Path, fields: list[str], lock=None) -> None:
@@ -91,7 +92,8 @@ class Journal:
         self.frames: dict[str, set[int]] = {}
         self.counts: dict[str, int] = {}
         self.errors: list[dict] = []
-        self._lock = lock if lock is not None else lock_out(out)
+        self._error_paths: set[str] = set()
+        self._own_lock = lock_out(out) if lock is None else None
         self._recover()
         # Open for the journal's lifetime; close() syncs and closes them.
         self._jsonl = open(out / RESULTS_JSONL, "a", **TEXT)  # noqa: SIM115
@@ -137,6 +139,7 @@ class Journal:
             with open(errors, newline="", **TEXT) as f:
                 rows = list(csv.DictReader(f))
             self.errors = [e for e in rows if e.get("path") and e.get("reason")]
+            self._error_paths = {e["path"] for e in self.errors}
 
     def _add(self, key: tuple[str, int], n_frames: int) -> bool:
         """Records (path, frame) as done; False when it already was."""
@@ -149,7 +152,7 @@ class Journal:
 
     def done(self) -> tuple[dict[str, set[int]], dict[str, int], set[str]]:
         """(frames done per path, frame count per path, paths with an error row)."""
-        return self.frames, self.counts, {e["path"] for e in self.errors}
+        return self.frames, self.counts, self._error_paths
 
     @staticmethod
     def _sync(f) -> None:
@@ -160,8 +163,12 @@ class Journal:
         """Appends rows and error rows: the journal first (synced), then the CSV files."""
         # A row already in the journal (a batch a restarted worker scored twice) is dropped.
         rows = [r for r in rows if self._add((r["path"], int(r["frame"])), int(r["n_frames"]))]
-        known = {e["path"] for e in self.errors} if errors else set()
-        errors = [e for e in errors if e["path"] not in known]
+        fresh = []
+        for e in errors:  # one row per path, however often a retried task reports it
+            if e["path"] not in self._error_paths:
+                self._error_paths.add(e["path"])
+                fresh.append(e)
+        errors = fresh
         if rows:
             self._jsonl.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows))
             self._sync(self._jsonl)
@@ -176,6 +183,7 @@ class Journal:
     def forget_errors(self, paths: set[str]) -> None:
         """Drops the error rows of ``paths`` (to retry them), rewriting errors.csv."""
         self.errors = [e for e in self.errors if e["path"] not in paths]
+        self._error_paths -= paths
         self._err.close()
         write_csv(self.out / ERRORS_CSV, ERROR_FIELDS, self.errors)
         self._err = open(self.out / ERRORS_CSV, "a", newline="", **TEXT)  # noqa: SIM115
@@ -186,9 +194,9 @@ class Journal:
                 f.flush()
                 os.fsync(f.fileno())
                 f.close()
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
+        if self._own_lock is not None:
+            self._own_lock.close()
+            self._own_lock = None
 
 
 def lock_out(out: Path):

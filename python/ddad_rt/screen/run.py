@@ -207,7 +207,8 @@ def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
         not be screened (listed in errors.csv).
 
     Raises:
-        FileExistsError: ``out`` holds a run with other settings.
+        FileExistsError: ``out`` holds a run with other settings, or another run is writing
+            to it.
         FileNotFoundError: an input does not exist.
         ValueError: a bad option (unknown score, uncalibrated specificity, ...).
     """
@@ -218,42 +219,101 @@ def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
     if o.batch_size < 1:
         msg = f"batch_size must be >= 1, got {o.batch_size}"
         raise ValueError(msg)
-    d_workers, e_threads = default_split()
-    d_workers = d_workers if o.decode_workers is None else o.decode_workers
-    e_threads = e_threads if o.engine_threads is None else o.engine_threads
     t_start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # Held from before the first read of ``out`` until its last file is written: a second
+    # run into the same folder must not start while this one still writes errors.csv,
+    # studies.csv, report.html or summary.json.
     lock = jr.lock_out(out)
     try:
-        return _screen(bundle, inputs, out, o, progress, lock, d_workers, e_threads, t_start)
+        run = _set_up(bundle, inputs, out, o)
+        journal = jr.Journal(out, columns(run.keys, o.include_phi), lock=lock)
+        todo, skipped, new_problems = _what_to_do(journal, run.paths, run.listing_problems, o)
+        _prepare_folders(out, o)
+        tally = _Tally(skipped=skipped)
+        writer = _Writer(journal, out)
+        writer.start()
+        bar = _progress_bar(len(todo)) if progress else None
+        t_run = time.perf_counter()
+        try:
+            if new_problems:
+                writer.put([], new_problems, [])
+            if run.ray is not None:
+                _screen_on_ray(run, o, todo, journal.frames, writer, bar, tally)
+            else:
+                _screen_locally(run, o, todo, journal.frames, writer, bar, tally)
+        finally:
+            if bar is not None:
+                bar.close()
+            try:
+                writer.finish()
+            finally:
+                journal.close()
+        tally.seconds = time.perf_counter() - t_run
+        return _finish(run, o, out, journal, tally, t_start)
     finally:
         lock.close()
 
 
-def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d_workers: int,
-            e_threads: int, t_start: float) -> ScreenSummary:
-    from ddad_rt import __version__
+@dataclass
+class _Run:
+    """What a screening run was set up with (the engine, the operating point, the plan)."""
+
+    engine: object
+    manifest: dict
+    keys: list[str]
+    key: str
+    threshold: float | None
+    op_name: str
+    notes: list[str]
+    map_scale: float | None
+    modality: str | None
+    plan: ScoringPlan
+    paths: list
+    listing_problems: list[tuple[str, str]]
+    split: str
+    decode_workers: int
+    ray: object | None = None
+    ray_args: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Tally:
+    """This run's counts (the summary's totals come from the files, resumed runs included)."""
+
+    images: int = 0
+    flagged: int = 0
+    errors: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+    def add(self, rows: list[dict], errors: list[dict]) -> None:
+        self.images += len(rows)
+        self.flagged += sum(r["flag"] for r in rows)
+        self.errors += len(errors)
+
+
+def _progress_bar(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="screening", unit="file", dynamic_ncols=True, file=sys.stderr)
+
+
+def _set_up(bundle, inputs, out: Path, o: ScreenOptions) -> _Run:
+    """Lists the inputs, connects to Ray if asked, loads the engine, resolves the score and
+    operating point, and records the run's settings in run.json (checked on resume)."""
     from ddad_rt.engine import Engine
-    from ddad_rt.screen.report import tally, write_report
 
     listing_problems: list[tuple[str, str]] = []
     paths = list_inputs(inputs, skip=out, problems=listing_problems)
-    ray = actor_engine = None
+    d_workers, e_threads = default_split()
+    d_workers = d_workers if o.decode_workers is None else o.decode_workers
+    e_threads = e_threads if o.engine_threads is None else o.engine_threads
+    split = f"{d_workers} decode worker(s), {e_threads} engine thread(s)"
+    ray, ray_args = None, {}
     if o.ray:
-        from ddad_rt.screen import distributed
-
-        ray = distributed.connect(o.ray)
-        cpus, gpus = distributed.cluster_resources(ray)
-        ray_threads = o.engine_threads or 1
-        n_actors, gpus_per_actor = distributed.default_actors(cpus, gpus, ray_threads, o.device)
-        n_actors = o.ray_actors or n_actors
-        if o.device == "cuda" and not gpus_per_actor:
-            msg = f"--device cuda on Ray needs GPU nodes; the cluster has {gpus:g} GPUs"
-            raise ValueError(msg)
-        distributed.check_resources(ray, n_actors, ray_threads, gpus_per_actor)
-        actor_engine = distributed.probe_engine(ray, str(Path(bundle).resolve()), o.device,
-                                                ray_threads, gpus_per_actor)
+        ray, ray_args, split = _connect_ray(bundle, o)
         # The driver's engine only reads the bundle and re-scores the report's top images.
         e_threads, d_workers = 1, 0
     engine = Engine(bundle, device="cpu" if ray else o.device, num_threads=e_threads,
@@ -264,18 +324,7 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
     if key not in keys:
         msg = f"score {key!r} is not one of this bundle's scores: {', '.join(keys)}"
         raise ValueError(msg)
-    notes = []
-    if o.threshold is not None:
-        threshold, op_name = float(o.threshold), f"threshold {o.threshold:g}"
-    else:
-        th = thresholds(manifest, o.specificity)
-        if th is None:
-            threshold, op_name = None, "uncalibrated"
-            notes.append("the bundle is not calibrated, so no image is flagged: run "
-                         "`ddad-rt calibrate BUNDLE --data NORMAL_IMAGES` first")
-        else:
-            threshold = th[key]
-            op_name = f"specificity {specificity_key(o.specificity)}"
+    threshold, op_name, notes = _operating_point(manifest, o, key)
     modality = None if o.any_modality else (manifest.get("modality") or None)
     if not o.any_modality and not modality:
         notes.append("the bundle does not state its modality, so DICOM Modality is not checked")
@@ -283,7 +332,7 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
     map_scale = op_record.get("map_scale", {}).get(key)
     info = engine.info
     # What the scores are computed with: this engine, or the Ray actors' (probed).
-    scored_with = actor_engine[:2] if ray else (info["backend"], info["precision"])
+    scored_with = ray_args["actor_engine"][:2] if ray else (info["backend"], info["precision"])
     calibrated_with = (op_record.get("backend"), op_record.get("precision"))
     if threshold is not None and o.threshold is None and calibrated_with[0] and \
             calibrated_with != scored_with:
@@ -291,20 +340,76 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
                      f"{calibrated_with[1]}, this run scores with {scored_with[0]} "
                      f"{scored_with[1]}: recalibrate on this device for exact operating points")
     # Scores differ in the last bits between backends and precisions: one run, one of each.
-    run = {"bundle_identity": info["bundle_identity"], "flagged_on": key,
-           "operating_point": op_name, "threshold": threshold, "include_phi": o.include_phi,
-           "any_modality": o.any_modality, "overlays": o.overlays, "dicom_sc": o.dicom_sc,
-           "image_size": list(engine.image_size),
-           "backend": f"{scored_with[0]} (Ray actors)" if ray else scored_with[0],
-           "precision": scored_with[1],
-           "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    _check_run_file(out, run)
-    fields = columns(keys, o.include_phi)
-    journal = jr.Journal(out, fields, lock=lock)
+    _check_run_file(out, {
+        "bundle_identity": info["bundle_identity"], "flagged_on": key,
+        "operating_point": op_name, "threshold": threshold, "include_phi": o.include_phi,
+        "any_modality": o.any_modality, "overlays": o.overlays, "dicom_sc": o.dicom_sc,
+        "image_size": list(engine.image_size),
+        "backend": f"{scored_with[0]} (Ray actors)" if ray else scored_with[0],
+        "precision": scored_with[1], "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    plan = _scoring_plan(o, key, keys, threshold, op_name, map_scale, info["bundle_identity"])
+    return _Run(engine=engine, manifest=manifest, keys=keys, key=key, threshold=threshold,
+                op_name=op_name, notes=notes, map_scale=map_scale, modality=modality, plan=plan,
+                paths=paths, listing_problems=listing_problems, split=split,
+                decode_workers=d_workers, ray=ray, ray_args=ray_args)
+
+
+def _operating_point(manifest: dict, o: ScreenOptions, key: str):
+    """(threshold or None, its name, notes) for the run's options."""
+    if o.threshold is not None:
+        return float(o.threshold), f"threshold {o.threshold:g}", []
+    th = thresholds(manifest, o.specificity)
+    if th is None:
+        return None, "uncalibrated", [
+            "the bundle is not calibrated, so no image is flagged: run "
+            "`ddad-rt calibrate BUNDLE --data NORMAL_IMAGES` first"]
+    return th[key], f"specificity {specificity_key(o.specificity)}", []
+
+
+def _scoring_plan(o: ScreenOptions, key, keys, threshold, op_name, map_scale,
+                  identity: str) -> ScoringPlan:
+    from ddad_rt import __version__
+
+    audit = {"flagged_on": key, "operating_point": op_name,
+             "threshold": "" if threshold is None else threshold,
+             "bundle_identity": identity, "ddad_rt_version": __version__}
+    return ScoringPlan(key=key, keys=keys, threshold=threshold, overlays=o.overlays,
+                       dicom_sc=o.dicom_sc, include_phi=o.include_phi, map_scale=map_scale,
+                       audit=audit, run_id=f"{identity}:{op_name}",
+                       description=f"ddad_rt anomaly heatmap ({key}, {op_name}); NOT FOR "
+                                   "DIAGNOSTIC USE")
+
+
+def _connect_ray(bundle, o: ScreenOptions):
+    """(ray, the actors' settings, the split's description) for ``--ray``."""
+    from ddad_rt.screen import distributed
+
+    ray = distributed.connect(o.ray)
+    cpus, gpus = distributed.cluster_resources(ray)
+    threads = o.engine_threads or 1
+    n_actors, gpus_per_actor = distributed.default_actors(cpus, gpus, threads, o.device)
+    n_actors = o.ray_actors or n_actors
+    if o.device == "cuda" and not gpus_per_actor:
+        msg = f"--device cuda on Ray needs GPU nodes; the cluster has {gpus:g} GPUs"
+        raise ValueError(msg)
+    distributed.check_resources(ray, n_actors, threads, gpus_per_actor)
+    resolved = str(Path(bundle).resolve())
+    actor_engine = distributed.probe_engine(ray, resolved, o.device, threads, gpus_per_actor)
+    split = (f"Ray: {n_actors} scoring actor(s) x "
+             + (f"{gpus_per_actor:g} GPU" if gpus_per_actor else f"{threads} thread(s)")
+             + f", decoding tasks; cluster {cpus:g} CPUs, {gpus:g} GPUs")
+    args = {"bundle": resolved, "threads": threads, "actors": n_actors,
+            "gpus_per_actor": gpus_per_actor, "actor_engine": actor_engine}
+    return ray, args, split
+
+
+def _what_to_do(journal: jr.Journal, paths, listing_problems, o: ScreenOptions):
+    """(files to screen, files already done, error rows for folders that could not be
+    listed) after what the journal says is done."""
     done_frames, done_counts, error_paths = journal.done()
     if o.retry_errors and error_paths:
-        journal.forget_errors(error_paths)
-        error_paths = set()
+        journal.forget_errors(set(error_paths))
+        error_paths = journal.done()[2]
     new_problems = [{"path": p, "reason": "unreadable", "message": m}
                     for p, m in listing_problems if p not in error_paths]
     todo, skipped = [], 0
@@ -313,126 +418,118 @@ def _screen(bundle, inputs, out: Path, o: ScreenOptions, progress: bool, lock, d
             skipped += 1
         else:
             todo.append(p)
+    return todo, skipped, new_problems
+
+
+def _prepare_folders(out: Path, o: ScreenOptions) -> None:
     for folder in ("overlays", "dicom"):
         if folder == "overlays" and o.overlays == "none" or folder == "dicom" and not o.dicom_sc:
             continue
         (out / folder).mkdir(exist_ok=True)
         for tmp in (out / folder).glob("*.tmp"):  # left by a kill mid-write
             tmp.unlink(missing_ok=True)
-    audit = {"flagged_on": key, "operating_point": op_name,
-             "threshold": "" if threshold is None else threshold,
-             "bundle_identity": info["bundle_identity"], "ddad_rt_version": __version__}
-    run_id = f"{info['bundle_identity']}:{op_name}"
-    description = f"ddad_rt anomaly heatmap ({key}, {op_name}); NOT FOR DIAGNOSTIC USE"
 
-    writer = _Writer(journal, out)
-    writer.start()
-    if new_problems:
-        writer.put([], new_problems, [])
-    bar = None
-    if progress:
-        from tqdm import tqdm
 
-        bar = tqdm(total=len(todo), desc="screening", unit="file", dynamic_ncols=True,
-                   file=sys.stderr)
-    n_images = n_flagged = n_errors = 0
+#: Error rows held back at most (they are written with the next batch of results): a run of
+#: unreadable files costs one journal write per this many, not one each.
+ERROR_BATCH = 512
+
+
+def _screen_locally(run: _Run, o: ScreenOptions, todo: list[str], done_frames, writer: _Writer,
+                    bar, tally: _Tally) -> None:
+    """Decoder processes -> batches of frames -> the engine -> the writer thread."""
     pending: list[Frame] = []
-    plan = ScoringPlan(key=key, keys=keys, threshold=threshold, overlays=o.overlays,
-                       dicom_sc=o.dicom_sc, include_phi=o.include_phi, map_scale=map_scale,
-                       audit=audit, run_id=run_id, description=description)
+    errors: list[dict] = []
 
     def flush() -> None:
-        nonlocal n_images, n_flagged
-        rows, pictures = score_frames(engine, plan, pending)
+        rows, pictures = score_frames(run.engine, run.plan, pending) if pending else ([], [])
         pending.clear()
-        if rows:
-            n_images += len(rows)
-            n_flagged += sum(r["flag"] for r in rows)
-            writer.put(rows, [], pictures)
+        if rows or errors:
+            tally.add(rows, errors)
+            writer.put(rows, list(errors), pictures)
+            errors.clear()
 
-    t_run = time.perf_counter()
-    split = f"{d_workers} decode worker(s), {e_threads} engine thread(s)"
-    if ray is not None:
-        split = (f"Ray: {n_actors} scoring actor(s) x "
-                 + (f"{gpus_per_actor:g} GPU" if gpus_per_actor else f"{ray_threads} thread(s)")
-                 + f", decoding tasks; cluster {cpus:g} CPUs, {gpus:g} GPUs")
-        remaining: dict[str, int] = {}
-    try:
-        if ray is not None:
-            for rows, errors, pictures in distributed.run(
-                    ray, todo=todo, done_frames=done_frames,
-                    bundle=str(Path(bundle).resolve()), device=o.device, threads=ray_threads,
-                    actors=n_actors, gpus_per_actor=gpus_per_actor, batch_size=o.batch_size,
-                    size=engine.image_size, modality=modality, include_phi=o.include_phi,
-                    plan=plan):
-                writer.put(rows, errors, pictures)
-                n_images += len(rows)
-                n_flagged += sum(r["flag"] for r in rows)
-                n_errors += len(errors)
-                finished = len(errors)
-                for r in rows:  # a file is done when its last missing frame arrives
-                    left = remaining.get(r["path"])
-                    if left is None:
-                        left = r["n_frames"] - len(done_frames.get(r["path"], ()))
-                    remaining[r["path"]] = left - 1
-                    if left - 1 <= 0:
-                        finished += 1
-                        del remaining[r["path"]]
-                if bar is not None:
-                    bar.update(finished)
-                    bar.set_postfix(flagged=n_flagged, errors=n_errors, refresh=False)
-        else:
-            with Decoder(partial(decode_item, size=engine.image_size, modality=modality,
-                                 include_phi=o.include_phi), workers=d_workers) as dec:
-                for item in dec.decode(todo):
-                    if item.error:
-                        flush()  # keep rows in input order around the error
-                        kind, message = item.error
-                        writer.put([], [{"path": item.path, "reason": kind,
-                                         "message": " ".join(message.split())}], [])
-                        n_errors += 1
-                    else:
-                        already = done_frames.get(item.path, set())
-                        for frame, img in item.frames:
-                            if frame not in already:
-                                pending.append(Frame(item.path, frame, item.n_frames,
-                                                     item.dicom, item.seconds, img))
-                                if len(pending) >= o.batch_size:
-                                    flush()
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(flagged=n_flagged, errors=n_errors, refresh=False)
-                flush()
-    finally:
+    decode_one = partial(decode_item, size=run.engine.image_size, modality=run.modality,
+                         include_phi=o.include_phi)
+    with Decoder(decode_one, workers=run.decode_workers) as dec:
+        for item in dec.decode(todo):
+            if item.error:
+                kind, message = item.error
+                errors.append({"path": item.path, "reason": kind,
+                               "message": " ".join(message.split())})
+                if len(errors) >= ERROR_BATCH:
+                    flush()
+            else:
+                already = done_frames.get(item.path, set())
+                for frame, img in item.frames:
+                    if frame not in already:
+                        pending.append(Frame(item.path, frame, item.n_frames, item.dicom,
+                                             item.seconds, img))
+                        if len(pending) >= o.batch_size:
+                            flush()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(flagged=tally.flagged, errors=tally.errors + len(errors),
+                                refresh=False)
+        flush()
+
+
+def _screen_on_ray(run: _Run, o: ScreenOptions, todo: list[str], done_frames,
+                   writer: _Writer, bar, tally: _Tally) -> None:
+    """Ray Data decoding tasks -> an actor pool of engines -> this process's writer."""
+    from ddad_rt.screen import distributed
+
+    a = run.ray_args
+    remaining: dict[str, int] = {}
+    for rows, errors, pictures in distributed.run(
+            run.ray, todo=todo, done_frames=done_frames, bundle=a["bundle"], device=o.device,
+            threads=a["threads"], actors=a["actors"], gpus_per_actor=a["gpus_per_actor"],
+            batch_size=o.batch_size, size=run.engine.image_size, modality=run.modality,
+            include_phi=o.include_phi, plan=run.plan):
+        writer.put(rows, errors, pictures)
+        tally.add(rows, errors)
+        finished = len(errors)
+        for r in rows:  # a file is done when its last missing frame arrives
+            left = remaining.get(r["path"])
+            if left is None:
+                left = r["n_frames"] - len(done_frames.get(r["path"], ()))
+            remaining[r["path"]] = left - 1
+            if left - 1 <= 0:
+                finished += 1
+                del remaining[r["path"]]
         if bar is not None:
-            bar.close()
-        try:
-            writer.finish()
-        finally:
-            journal.close()
-    seconds = time.perf_counter() - t_run
+            bar.update(finished)
+            bar.set_postfix(flagged=tally.flagged, errors=tally.errors, refresh=False)
+
+
+def _finish(run: _Run, o: ScreenOptions, out: Path, journal: jr.Journal, tally: _Tally,
+            t_start: float) -> ScreenSummary:
+    """The run's final files, computed from what is on disk: errors.csv in path order,
+    studies.csv, report.html and summary.json."""
+    from ddad_rt.screen.report import tally as tally_rows
+    from ddad_rt.screen.report import write_report
 
     # Ray delivers errors in completion order: one order for every run.
-    jr.write_csv(out / jr.ERRORS_CSV, jr.ERROR_FIELDS, sorted(journal.errors,
-                                                             key=lambda e: e["path"]))
-    tallied = tally(jr.iter_rows(out), threshold, o.top_n)
+    errors = sorted(journal.errors, key=lambda e: e["path"])
+    jr.write_csv(out / jr.ERRORS_CSV, jr.ERROR_FIELDS, errors)
+    tallied = tally_rows(jr.iter_rows(out), run.threshold, o.top_n)
     studies = tallied.studies
     jr.write_csv(out / jr.STUDIES_CSV, STUDY_FIELDS, studies)
     by_reason: dict[str, int] = {}
-    for e in journal.errors:
+    for e in errors:
         by_reason[e["reason"]] = by_reason.get(e["reason"], 0) + 1
     summary = ScreenSummary(
-        out=str(out), files=len(journal.frames.keys() | {e["path"] for e in journal.errors}),
-        images=tallied.images,
-        flagged=tallied.flagged, errors=len(journal.errors),
+        out=str(out), files=len(journal.frames.keys() | {e["path"] for e in errors}),
+        images=tallied.images, flagged=tallied.flagged, errors=len(errors),
         studies=len(studies), flagged_studies=sum(bool(s["flag"]) for s in studies),
-        skipped_done=skipped, seconds=seconds,
-        images_per_second=n_images / seconds if seconds > 0 else 0.0,
-        calibrated=threshold is not None and o.threshold is None, operating_point=op_name,
-        threshold=threshold, score=key, report=str(out / "report.html"),
-        errors_by_reason=by_reason, notes=notes)
-    write_report(out / "report.html", engine=engine, manifest=manifest, tallied=tallied,
-                 errors=journal.errors, summary=summary, key=key, map_scale=map_scale,
-                 split=split, total_seconds=time.perf_counter() - t_start)
-    (out / "summary.json").write_text(json.dumps(asdict(summary), indent=2) + "\n")
+        skipped_done=tally.skipped, seconds=tally.seconds,
+        images_per_second=tally.images / tally.seconds if tally.seconds > 0 else 0.0,
+        calibrated=run.threshold is not None and o.threshold is None,
+        operating_point=run.op_name, threshold=run.threshold, score=run.key,
+        report=str(out / "report.html"), errors_by_reason=by_reason, notes=run.notes)
+    write_report(out / "report.html", engine=run.engine, manifest=run.manifest,
+                 tallied=tallied, errors=errors, summary=summary, key=run.key,
+                 map_scale=run.map_scale, split=run.split,
+                 total_seconds=time.perf_counter() - t_start)
+    jr.atomic_write(out / "summary.json", json.dumps(asdict(summary), indent=2) + "\n")
     return summary
