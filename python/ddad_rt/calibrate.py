@@ -58,8 +58,9 @@ def calibration_paths(data: str | os.PathLike) -> list[Path]:
 
 def calibrate(bundle: str | os.PathLike, data: str | os.PathLike, *,
               specificities=SPECIFICITIES, min_images: int = MIN_IMAGES,
-              drop_training_images: bool = False, device: str = "auto", num_threads: int = 0,
-              decode_workers: int = 1, progress: bool = True, write: bool = True) -> dict:
+              drop_training_images: bool = False, any_modality: bool = False,
+              device: str = "auto", num_threads: int = 0, decode_workers: int = 1,
+              progress: bool = True, write: bool = True) -> dict:
     """Sets the bundle's operating points from normal images not used in training.
 
     Args:
@@ -68,6 +69,9 @@ def calibrate(bundle: str | os.PathLike, data: str | os.PathLike, *,
         specificities: target specificities (fractions of normal images not flagged).
         min_images: fewest usable images accepted (at least MIN_IMAGES).
         drop_training_images: leave out images the model was trained on instead of refusing.
+        any_modality: use DICOM files whatever their Modality. By default, as ``screen``
+            does, a DICOM file of another modality than the bundle's is left out (a CT slice
+            must not set the thresholds of an MR model that screening refuses it for).
         write: store the result in the manifest.
 
     Returns:
@@ -100,18 +104,22 @@ def calibrate(bundle: str | os.PathLike, data: str | os.PathLike, *,
     engine = Engine(bundle, device=device, num_threads=num_threads)
     size = engine.image_size
     paths = [str(p) for p in calibration_paths(data)]
-    images, names, unreadable, overlap = [], [], [], []
+    modality = None if any_modality else (manifest.get("modality") or None)
+    images, names, unreadable, overlap, other_modality = [], [], [], [], []
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(paths), desc="calibration images", unit="file", leave=False)
-    with Decoder(partial(decode_item, size=size), workers=decode_workers) as dec:
+    with Decoder(partial(decode_item, size=size, modality=modality),
+                 workers=decode_workers) as dec:
         for item in dec.decode(paths):
             if bar is not None:
                 bar.update(1)
             if item.error:
-                unreadable.append(f"{item.path} ({item.error[0]})")
+                kind = item.error[0]
+                (other_modality if kind == "wrong_modality" else unreadable).append(
+                    f"{item.path} ({kind})")
                 continue
             for frame, img in item.frames:
                 name = item.path if item.n_frames == 1 else f"{item.path} [frame {frame}]"
@@ -131,7 +139,8 @@ def calibrate(bundle: str | os.PathLike, data: str | os.PathLike, *,
     if len(images) < min_images:
         msg = (f"calibration needs at least {min_images} normal images the model was not "
                f"trained on; {data} gave {len(images)} ({len(overlap)} training images left "
-               f"out, {len(unreadable)} unreadable)")
+               f"out, {len(unreadable)} unreadable, {len(other_modality)} DICOM files of "
+               f"another modality than the bundle's {modality}: --any-modality uses them)")
         raise ValueError(msg)
     batch = np.stack(images)
     keys = manifest["scores"]
@@ -156,6 +165,7 @@ def calibrate(bundle: str | os.PathLike, data: str | os.PathLike, *,
         "n_images": len(images),
         "dropped_training_images": len(overlap),
         "unreadable": len(unreadable),
+        "other_modality": len(other_modality),
         "data": str(Path(data).resolve()),
         "calibrated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         # Thresholds hold for the arithmetic they were computed with.

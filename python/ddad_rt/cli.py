@@ -172,8 +172,8 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     from ddad_rt.calibrate import calibrate
 
     r = calibrate(a.bundle, a.data, specificities=a.specificity, min_images=a.min_images,
-                  drop_training_images=a.drop_training_images, device=a.device,
-                  num_threads=a.threads)
+                  drop_training_images=a.drop_training_images, any_modality=a.any_modality,
+                  device=a.device, num_threads=a.threads)
     keys = list(next(iter(r["thresholds"].values())))
     print("specificity  " + "  ".join(f"{k:>10}" for k in keys))
     for spec, th in r["thresholds"].items():
@@ -183,6 +183,9 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
         extra.append(f"{r['dropped_training_images']} training images left out")
     if r["unreadable"]:
         extra.append(f"{r['unreadable']} unreadable files skipped")
+    if r["other_modality"]:
+        extra.append(f"{r['other_modality']} DICOM files of another modality left out "
+                     "(--any-modality uses them)")
     print(f"calibrated on {r['n_images']} normal images"
           + (f" ({'; '.join(extra)})" if extra else "")
           + f"; stored in {Path(a.bundle) / 'manifest.json'} (the bundle's identity is unchanged)")
@@ -443,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"fewest usable images (default: {MIN_IMAGES})")
     k.add_argument("--drop-training-images", action="store_true",
                    help="leave out images the bundle was trained on instead of refusing")
+    k.add_argument("--any-modality", action="store_true",
+                   help="use DICOM files whatever their Modality (by default, as screen does, "
+                        "files of another modality than the bundle's are left out)")
     k.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     k.add_argument("--threads", type=int, default=0)
     k.set_defaults(func=cmd_calibrate)

@@ -643,6 +643,36 @@ def test_calibration_refuses_training_images(mr_bundle, synth_data, tmp_path):
                   drop_training_images=True, min_images=200)
 
 
+def test_calibration_applies_the_bundles_modality(mr_bundle, tmp_path, capsys):
+    """CT slices must not set the thresholds of an MR bundle that screening refuses them
+    for; --any-modality uses them, as it does in screen."""
+    from ddad_rt.calibrate import calibrate
+    from ddad_rt.cli import main
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i, img in enumerate(synth_images(100, seed=321)):
+        Image.fromarray(img).save(folder / f"mr_{i:03d}.png")
+    for i, img in enumerate(synth_images(20, seed=654, abnormal_every=1)):
+        (folder / f"ct_{i:02d}.dcm").write_bytes(make_dicom(full_range(img), modality="CT"))
+    r = calibrate(mr_bundle, folder, progress=False, decode_workers=0, write=False)
+    assert r["n_images"] == 100 and r["other_modality"] == 20 and r["unreadable"] == 0
+    r_any = calibrate(mr_bundle, folder, progress=False, decode_workers=0, write=False,
+                      any_modality=True)
+    assert r_any["n_images"] == 120 and r_any["other_modality"] == 0
+    with pytest.raises(ValueError, match="20 DICOM files of another modality"):
+        calibrate(mr_bundle, folder, progress=False, decode_workers=0, write=False,
+                  min_images=110)
+    # The command line: the same rule and the same escape.
+    bundle = tmp_path / "bundle"
+    shutil.copytree(mr_bundle, bundle)
+    assert main(["calibrate", str(bundle), "--data", str(folder), "--threads", "1"]) == 0
+    assert "20 DICOM files of another modality left out" in capsys.readouterr().out
+    assert main(["calibrate", str(bundle), "--data", str(folder), "--threads", "1",
+                 "--any-modality"]) == 0
+    assert "calibrated on 120 normal images" in capsys.readouterr().out
+
+
 def test_screening_input_equals_the_training_loader(synth_data):
     """The screening decoder and the training loader give the same model inputs."""
     from ddad_rt.screen.decode import decode_item
