@@ -50,7 +50,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                  if getattr(a, f.name, None) is not None}
     cfg = (TrainConfig.from_yaml(a.config, **overrides) if a.config
            else TrainConfig.from_yaml_values(overrides))
-    bundle = train(cfg, resume=a.resume)
+    bundle = train(cfg, resume=a.resume, force=a.force)
     print(f"wrote bundle {bundle}")
     return 0
 
@@ -62,7 +62,8 @@ def cmd_refine(a: argparse.Namespace) -> int:
     overrides = {k: getattr(a, k) for k in ("refiners", "refine_epochs", "refine_batch_size",
                                             "refine_lr", "refine_weight_decay", "seed", "threads")
                  if getattr(a, k) is not None}
-    bundle = refine_existing(a.bundle, a.out, a.data, overrides, resume=a.resume)
+    bundle = refine_existing(a.bundle, a.out, a.data, overrides, resume=a.resume,
+                             force=a.force)
     print(f"wrote bundle {bundle}")
     return 0
 
@@ -319,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", default=None, help="YAML config: a path or a built-in name")
     t.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its checkpoints (<out>.ckpt)")
+    t.add_argument("--force", action="store_true",
+                   help="replace an existing bundle at --out (its calibration is lost)")
     _add_config_options(t)
     t.set_defaults(func=cmd_train)
 
@@ -330,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", required=True, help="dataset folder (its known-normal images are used)")
     r.add_argument("--out", required=True, help="bundle directory to write")
     r.add_argument("--resume", action="store_true", help="continue an interrupted refinement")
+    r.add_argument("--force", action="store_true",
+                   help="replace an existing bundle at --out (BUNDLE itself included)")
     for name in ("refiners", "refine-epochs", "refine-batch-size", "refine-lr",
                  "refine-weight-decay", "seed", "threads"):
         r.add_argument(f"--{name}", dest=name.replace("-", "_"), default=None,

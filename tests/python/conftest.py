@@ -50,7 +50,8 @@ def build_bundle(data: Path, out: Path, backbone: str, refiners: list[str], seed
         result = train_refiners(normal, bundle, cfg, progress=False)
         nets = result.nets
         losses = {f"refine_{n}": v for n, v in result.losses.items()}
-        add_refiners(bundle, bundle, nets, config=cfg.to_dict(), training={"losses": losses})
+        add_refiners(bundle, bundle, nets, config=cfg.to_dict(), training={"losses": losses},
+                     force=True)
     return bundle, udm.model, ndm.model, nets
 
 

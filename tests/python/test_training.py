@@ -131,3 +131,47 @@ def test_bf16_training_learns_like_fp32_and_keeps_fp32_weights(rng):
     assert all(p.dtype == torch.float32 for p in half.model.parameters())
     with pytest.raises(ValueError, match="precision must be one of"):
         TrainConfig(precision="fp16").validate()
+
+
+TINY = ["--k", "2", "--image-size", "32", "--epochs", "1", "--batch-size", "16",
+        "--refiners", "intra", "--refine-epochs", "1", "--threads", "1", "--seed", "4"]
+
+
+def test_training_removes_only_what_it_wrote_and_never_replaces_a_bundle_silently(
+        synth_data, tmp_path, capsys):
+    """A user's --checkpoint-dir keeps its other files (was: removed wholesale, also by
+    `refine`, which inherited the bundle's stored folder); an existing bundle, calibrated or
+    not, is replaced only with --force."""
+    import json
+
+    from ddad_rt.cli import main
+
+    mine = tmp_path / "my_checkpoints"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my own notes\n")
+    (mine / "other_run").mkdir()
+    bundle = tmp_path / "bundle"
+    assert main(["train", "--data", str(synth_data), "--out", str(bundle),
+                 "--checkpoint-dir", str(mine), *TINY]) == 0
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "other_run"]
+
+    # `refine` checkpoints beside its own output, not in the folder the bundle records.
+    refined = tmp_path / "refined"
+    assert main(["refine", str(bundle), "--data", str(synth_data), "--out", str(refined),
+                 "--refiners", "dual", "--refine-epochs", "1", "--threads", "1"]) == 0
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "other_run"]
+    assert not (tmp_path / "refined.ckpt").exists()
+
+    # An existing (here: calibrated) bundle is not silently replaced by a new model.
+    m = json.loads((bundle / "manifest.json").read_text())
+    m["operating_points"] = {"thresholds": {}}
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    capsys.readouterr()
+    assert main(["train", "--data", str(synth_data), "--out", str(bundle), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a bundle (calibrated)" in err and "--force" in err
+    assert json.loads((bundle / "manifest.json").read_text())["operating_points"] == {"thresholds": {}}
+    assert main(["refine", str(bundle), "--data", str(synth_data), "--out", str(bundle),
+                 "--refiners", "dual", "--refine-epochs", "1"]) == 2
+    assert main(["train", "--data", str(synth_data), "--out", str(bundle), *TINY, "--force"]) == 0
+    assert "operating_points" not in json.loads((bundle / "manifest.json").read_text())

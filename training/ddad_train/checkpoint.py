@@ -136,3 +136,23 @@ def _np_legacy_state() -> list:
 def _py_state() -> list:
     version, internal, gauss_next = random.getstate()
     return [version, list(internal), gauss_next]
+
+
+def remove_run_files(folder: str | Path, names: list[str]) -> None:
+    """Removes what a finished run wrote into its checkpoint folder - the files and folders
+    ``names``, with their atomic-write leftovers - and then the folder itself only if it is
+    empty: a user's --checkpoint-dir may hold other things, which are never deleted."""
+    import shutil
+
+    folder = Path(folder)
+    for name in names:
+        for candidate in (name, name + ".tmp", name + ".tmp-export", name + ".old-export"):
+            path = folder / candidate
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists() or path.is_symlink():
+                path.unlink(missing_ok=True)
+    try:
+        folder.rmdir()  # only when empty
+    except OSError:
+        pass

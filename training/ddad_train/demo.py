@@ -51,7 +51,7 @@ def run_demo(out: str | Path, seed: int = 0, epochs: int = DEMO_EPOCHS, threads:
     ckpt = cfg.checkpoint_path()
     if ckpt.exists():  # a killed earlier demo: start over, the demo is minutes long
         shutil.rmtree(ckpt)
-    bundle = train(cfg, progress=progress)
+    bundle = train(cfg, progress=progress, force=True)  # the demo's own folder: a rerun retrains
     t_train = time.perf_counter() - t0
 
     engine = Engine(bundle, device="auto", num_threads=threads)

@@ -103,7 +103,8 @@ def export_refiner(net: RefineNet, path: str | Path, image_size: int) -> None:
 
 
 def export_bundle(udm: BatchedAE, ndm: BatchedAE, out_dir: str | Path, *, config: dict,
-                  training: dict, layout: str = "parallel", image_hashes=None) -> Path:
+                  training: dict, layout: str = "parallel", image_hashes=None,
+                  force: bool = False) -> Path:
     """Writes a bundle of the trained modules (ensemble graph + manifest, no refiners) and
     returns its path. Refiners are added by ``add_refiners`` (see ddad_train.refine).
 
@@ -112,10 +113,11 @@ def export_bundle(udm: BatchedAE, ndm: BatchedAE, out_dir: str | Path, *, config
     operating points are never set on images the model was trained on.
 
     The bundle is assembled in a sibling temporary directory and renamed into place, so an
-    interrupted export never leaves a half-written bundle under ``out_dir``.
+    interrupted export never leaves a half-written bundle under ``out_dir``. An existing
+    bundle there is replaced only with ``force``.
     """
     out_dir = Path(out_dir)
-    check_out_dir(out_dir)
+    check_out_dir(out_dir, force=force)
     tmp = _fresh_tmp(out_dir)
     graph = EnsembleGraph(udm, ndm, layout)
     image_size = udm.image_size
@@ -149,13 +151,14 @@ def export_bundle(udm: BatchedAE, ndm: BatchedAE, out_dir: str | Path, *, config
 
 
 def add_refiners(src: str | Path, out_dir: str | Path, refiners: dict[str, RefineNet], *,
-                 config: dict, training: dict, image_hashes=None) -> Path:
+                 config: dict, training: dict, image_hashes=None, force: bool = False) -> Path:
     """Writes a bundle = the bundle ``src`` (its ensemble graph byte for byte) plus the
     refinement graphs, with the scores and default score they bring.
 
     Args:
         src: a bundle holding the ensemble the refiners were trained on.
-        out_dir: the bundle to write (may equal ``src``: it is replaced atomically).
+        out_dir: the bundle to write (may equal ``src``: it is replaced atomically); an
+            existing bundle there is replaced only with ``force``.
         refiners: trained refinement networks by name ("dual", "intra").
         config: the run's TrainConfig as a dict (replaces the manifest's).
         training: merged into the manifest's training record (e.g. refinement losses).
@@ -164,7 +167,7 @@ def add_refiners(src: str | Path, out_dir: str | Path, refiners: dict[str, Refin
     """
     src, out_dir = Path(src), Path(out_dir)
     manifest = bundle_io.read_manifest(src, verify=True)
-    check_out_dir(out_dir)
+    check_out_dir(out_dir, force=force)
     tmp = _fresh_tmp(out_dir)
     image_size = manifest["image_size"][0]
     graphs = {"ensemble": "ensemble.onnx"}
@@ -220,10 +223,20 @@ def _move_into_place(tmp: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def check_out_dir(out_dir: str | Path) -> None:
-    """Refuses an output directory that exists and holds something other than a bundle."""
+def check_out_dir(out_dir: str | Path, force: bool = False) -> None:
+    """Refuses an output directory that exists and holds something other than a bundle, and
+    one that holds a bundle unless ``force``: replacing a bundle loses its calibration and
+    precision checks, and its users would score with a new model without knowing."""
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or (
             any(out_dir.iterdir()) and not (out_dir / bundle_io.MANIFEST).is_file())):
         msg = f"{out_dir} exists and is not a bundle: choose a new or empty directory"
+        raise FileExistsError(msg)
+    if (out_dir / bundle_io.MANIFEST).is_file() and not force:
+        m = bundle_io.read_manifest(out_dir, verify=False)
+        what = ", ".join(k for k, present in (("calibrated", m.get("operating_points")),
+                                              ("precision-checked", m.get("precision_checks")))
+                         if present)
+        msg = (f"{out_dir} already holds a bundle{f' ({what})' if what else ''}: pass --force "
+               "(force=True) to replace it, or choose another --out")
         raise FileExistsError(msg)

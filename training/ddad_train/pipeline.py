@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -74,8 +73,17 @@ def _start_or_resume(cfg: TrainConfig, resume: bool) -> Path:
     return ck
 
 
-def train(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> Path:
+#: What a training run writes into its checkpoint folder (and removes when it is done).
+RUN_FILES = [RUN_FILE, "ndm.pt", "udm.pt", "refine.pt", "ensemble"]
+
+
+def train(cfg: TrainConfig, progress: bool = True, resume: bool = False,
+          force: bool = False) -> Path:
     """Trains NDM, UDM and the configured refiners, and writes the bundle to ``cfg.out``.
+
+    Args:
+        force: replace an existing bundle at ``cfg.out`` (refused otherwise: it may be
+            calibrated or precision-checked, and a new model would silently take its place).
 
     Example:
         >>> from ddad_train import TrainConfig, train
@@ -88,7 +96,7 @@ def train(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> Path
     if not cfg.data or not cfg.out:
         msg = "both data (the dataset folder, --data) and out (the bundle to write, --out) are required"
         raise ValueError(msg)
-    check_out_dir(cfg.out)  # fail now, not after hours of training
+    check_out_dir(cfg.out, force=force)  # fail now, not after hours of training
     normal, udm_images, summary = load_training_images(cfg, progress)
     ck = _start_or_resume(cfg, resume)
     ndm = train_module(normal, cfg, "ndm", progress=progress, checkpoint=ck / "ndm.pt")
@@ -105,13 +113,13 @@ def train(cfg: TrainConfig, progress: bool = True, resume: bool = False) -> Path
     hashes = training_image_hashes(udm_images)
     if not cfg.refiners:
         out = export_bundle(udm.model, ndm.model, cfg.out, config=cfg.to_dict(), training=training,
-                            image_hashes=hashes)
+                            image_hashes=hashes, force=force)
     else:
         ensemble = ck / "ensemble"
         if not (ensemble / MANIFEST).is_file():
             export_bundle(udm.model, ndm.model, ensemble, config=cfg.to_dict(), training=training,
                           image_hashes=hashes)
         out = refine_bundle(ensemble, cfg.out, normal, cfg, progress=progress,
-                            checkpoint=ck / "refine.pt")
-    shutil.rmtree(ck, ignore_errors=True)
+                            checkpoint=ck / "refine.pt", force=force)
+    ckpt.remove_run_files(ck, RUN_FILES)
     return out

@@ -184,7 +184,8 @@ def train_refiners(images: np.ndarray, ensemble_bundle: str | Path, cfg: TrainCo
 
 
 def refine_bundle(src: str | Path, out: str | Path, images: np.ndarray, cfg: TrainConfig,
-                  progress: bool = True, checkpoint: str | Path | None = None) -> Path:
+                  progress: bool = True, checkpoint: str | Path | None = None,
+                  force: bool = False) -> Path:
     """Trains ``cfg.refiners`` on the maps of bundle ``src`` and writes ``out`` = ``src`` plus
     the refinement graphs (``src``'s ensemble graph is kept byte for byte).
 
@@ -195,6 +196,7 @@ def refine_bundle(src: str | Path, out: str | Path, images: np.ndarray, cfg: Tra
         cfg: refinement settings (refiners, refine_*), seed and threads.
         progress: show a progress bar.
         checkpoint: per-epoch checkpoint file (resumed from if it exists).
+        force: replace an existing bundle at ``out``.
     """
     from ddad_train.export import add_refiners
 
@@ -204,30 +206,35 @@ def refine_bundle(src: str | Path, out: str | Path, images: np.ndarray, cfg: Tra
     from ddad_rt.bundle import image_hash
 
     return add_refiners(src, out, result.nets, config=cfg.to_dict(), training=training,
-                        image_hashes=[image_hash(img) for img in images])
+                        image_hashes=[image_hash(img) for img in images], force=force)
 
 
 def refine_existing(src: str | Path, out: str | Path, data: str | Path, overrides: dict,
-                    progress: bool = True, resume: bool = False) -> Path:
+                    progress: bool = True, resume: bool = False, force: bool = False) -> Path:
     """Adds refiners to an existing bundle: ``ddad-rt refine``.
 
     The settings are the bundle's own training config with ``overrides`` applied (e.g.
     refiners, refine_epochs, seed, threads); the normal images are ``data``'s known-normal
-    split. Checkpoints go to ``<out>.ckpt/`` and are removed when the bundle is written.
+    split. Checkpoints go to ``<out>.ckpt/`` (not the source bundle's stored checkpoint
+    folder) and are removed when the bundle is written. Replacing an existing bundle at
+    ``out`` (``src`` itself included) needs ``force``.
     """
-    import shutil
-
     from ddad_rt import datasets
     from ddad_rt.bundle import read_manifest
     from ddad_rt.preprocess import load_images
 
     manifest = read_manifest(src, verify=True)
     base = dict(manifest.get("training", {}).get("config", {}))
-    cfg = TrainConfig.from_yaml_values({**base, **overrides, "data": str(data), "out": str(out)})
+    # checkpoint_dir is the source run's folder, not this run's: never inherit it.
+    cfg = TrainConfig.from_yaml_values({**base, **overrides, "data": str(data), "out": str(out),
+                                        "checkpoint_dir": overrides.get("checkpoint_dir", "")})
     cfg.validate()
     if cfg.image_size != manifest["image_size"][0]:
         msg = f"image_size {cfg.image_size} differs from the bundle's {manifest['image_size'][0]}"
         raise ValueError(msg)
+    from ddad_train.export import check_out_dir
+
+    check_out_dir(out, force=force)
     ck = cfg.checkpoint_path()
     if (ck / "refine.pt").is_file() and not resume:
         msg = (f"{ck} holds the checkpoint of an earlier, unfinished refinement: pass --resume "
@@ -235,6 +242,7 @@ def refine_existing(src: str | Path, out: str | Path, data: str | Path, override
         raise FileExistsError(msg)
     normal = load_images(datasets.training_set(cfg.data).normal, cfg.image_size,
                          progress=progress, desc="load normal")
-    result = refine_bundle(src, out, normal, cfg, progress=progress, checkpoint=ck / "refine.pt")
-    shutil.rmtree(ck, ignore_errors=True)
+    result = refine_bundle(src, out, normal, cfg, progress=progress, checkpoint=ck / "refine.pt",
+                           force=force)
+    ckpt.remove_run_files(ck, ["refine.pt"])
     return result
