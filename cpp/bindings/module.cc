@@ -125,6 +125,9 @@ PYBIND11_MODULE(_core, m) {
 
   py::register_exception<ddad_rt::BundleError>(m, "BundleError", PyExc_RuntimeError);
   py::register_exception<ddad_rt::EngineError>(m, "EngineError", PyExc_RuntimeError);
+  // A bad option or input from the caller: still a ValueError, but one the CLI can tell
+  // apart from a ValueError raised by a bug (exit 2 vs 3).
+  py::register_exception<std::invalid_argument>(m, "InputError", PyExc_ValueError);
 
   m.def("build_info", [] {
     py::dict d;

@@ -7,7 +7,7 @@ Example:
     >>> result.scores["inter"]                                  # doctest: +SKIP
 """
 
-from ddad_rt._core import BundleError, EngineError
+from ddad_rt._core import BundleError, EngineError, InputError
 from ddad_rt._core import build_info as _build_info
 from ddad_rt.engine import Engine, ScoreResult
 from ddad_rt.gpu import cuda_status, register_tensorrt_lib_dirs
@@ -22,6 +22,7 @@ __all__ = [
     "BundleError",
     "Engine",
     "EngineError",
+    "InputError",
     "ScoreResult",
     "average_precision",
     "build_info",

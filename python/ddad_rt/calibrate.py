@@ -19,6 +19,7 @@ import numpy as np
 
 from ddad_rt import bundle as bundle_io
 from ddad_rt import datasets
+from ddad_rt.errors import InputError
 
 SPECIFICITIES = (0.90, 0.95, 0.99)
 DEFAULT_SPECIFICITY = 0.95
@@ -40,7 +41,7 @@ def threshold_at(scores: np.ndarray, specificity: float) -> float:
     s = np.sort(np.asarray(scores, dtype=np.float64))
     if not 0.0 < specificity < 1.0:
         msg = f"specificity must be in (0, 1), got {specificity}"
-        raise ValueError(msg)
+        raise InputError(msg)
     k = max(0, math.ceil(specificity * len(s) - 1e-9) - 1)
     return float(s[k])
 
@@ -88,19 +89,19 @@ def calibrate(bundle: str | os.PathLike, data: str | os.PathLike, *,
     bundle = Path(bundle)
     if min_images < MIN_IMAGES:
         msg = f"min_images must be at least {MIN_IMAGES} (thresholds on fewer are too noisy), got {min_images}"
-        raise ValueError(msg)
+        raise InputError(msg)
     specificities = sorted({float(s) for s in specificities})
     for s in specificities:
         if not 0.0 < s < 1.0:
             msg = f"specificity must be in (0, 1), got {s}"
-            raise ValueError(msg)
+            raise InputError(msg)
     manifest = bundle_io.read_manifest(bundle, verify=True)
     trained_on = bundle_io.read_training_hashes(bundle)
     if trained_on is None:
         msg = (f"{bundle} records no training image hashes ({bundle_io.TRAINING_HASHES}), so "
                "calibration cannot prove its images are unseen: re-export the bundle with this "
                "ddad_rt (ddad-rt train writes them)")
-        raise ValueError(msg)
+        raise InputError(msg)
     engine = Engine(bundle, device=device, num_threads=num_threads)
     size = engine.image_size
     paths = [str(p) for p in calibration_paths(data)]
@@ -135,13 +136,13 @@ def calibrate(bundle: str | os.PathLike, data: str | os.PathLike, *,
         msg = (f"{len(overlap)} of the calibration images were used to train this bundle "
                f"({shown}): thresholds set on them would be too low. Remove them, or pass "
                "--drop-training-images to leave them out")
-        raise ValueError(msg)
+        raise InputError(msg)
     if len(images) < min_images:
         msg = (f"calibration needs at least {min_images} normal images the model was not "
                f"trained on; {data} gave {len(images)} ({len(overlap)} training images left "
                f"out, {len(unreadable)} unreadable, {len(other_modality)} DICOM files of "
                f"another modality than the bundle's {modality}: --any-modality uses them)")
-        raise ValueError(msg)
+        raise InputError(msg)
     batch = np.stack(images)
     keys = manifest["scores"]
     scores: dict[str, list[np.ndarray]] = {k: [] for k in keys}
@@ -197,5 +198,5 @@ def thresholds(manifest: dict, specificity: float) -> dict[str, float] | None:
     if key not in op["thresholds"]:
         msg = (f"the bundle is calibrated at specificity {', '.join(op['thresholds'])}, not "
                f"{key}: pick one of those, or recalibrate with --specificity {key}")
-        raise ValueError(msg)
+        raise InputError(msg)
     return op["thresholds"][key]

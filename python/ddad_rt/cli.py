@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
+
+from ddad_rt.errors import BundleError, EngineError, InputError
 
 TRAIN_EXTRA = "this command needs the training extra (PyTorch, ONNX): pip install 'ddad-rt[train]'"
 
@@ -15,7 +18,7 @@ def _import_train():
         import ddad_train  # noqa: F401
         import torch  # noqa: F401
     except ImportError as e:
-        raise SystemExit(f"error: {TRAIN_EXTRA} ({e})") from None
+        raise InputError(f"{TRAIN_EXTRA} ({e})") from None
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
@@ -36,8 +39,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
         print(f"error: the demo's screening step could not read {sc['errors']} of its own "
               f"test files (see {Path(sc['out']) / 'errors.csv'}): this is a bug, please "
               "report it", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_BUG
+    return EXIT_OK
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -97,7 +100,7 @@ def cmd_check_precision(a: argparse.Namespace) -> int:
           f"{verdict} on {r['n_images']} images"
           + ("" if a.no_record else f"; recorded in {Path(a.bundle) / 'manifest.json'}"
              + (" (precision='auto' will use it on CPUs with native bf16)" if r["passed"] else "")))
-    return 0 if r["passed"] else 1
+    return EXIT_OK if r["passed"] else EXIT_SOME_FAILED
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
@@ -105,7 +108,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     try:
         import onnxruntime  # noqa: F401
     except ImportError as e:
-        raise SystemExit(f"error: the benchmark compares against ONNX Runtime: pip install "
+        raise InputError(f"the benchmark compares against ONNX Runtime: pip install "
                          f"'ddad-rt[train,bench]' ({e})") from None
     from ddad_rt.bench import run_inference_bench
     from ddad_rt.bench.report import markdown
@@ -118,10 +121,10 @@ def cmd_bench(a: argparse.Namespace) -> int:
         from ddad_rt.bench import gpu_problems
 
         if problems := gpu_problems():
-            raise SystemExit("error: ddad-rt bench --device cuda needs a usable NVIDIA GPU: " +
+            raise InputError("ddad-rt bench --device cuda needs a usable NVIDIA GPU: " +
                              "; ".join(problems))
         if a.accuracy_bundle or a.train_data:
-            raise SystemExit("error: --device cuda times GPU inference only; run the accuracy "
+            raise InputError("--device cuda times GPU inference only; run the accuracy "
                              "and training parts without it")
         # One host thread count: the GPU does the work.
         threads = (max(threads),)
@@ -137,7 +140,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         from ddad_rt.precision import check_precision
 
         if not a.data:
-            raise SystemExit("error: --accuracy-bundle needs --data (a dataset with a test split)")
+            raise InputError("--accuracy-bundle needs --data (a dataset with a test split)")
         # AUCs do not depend on the thread count: one check, at the largest.
         precision = check_precision(a.accuracy_bundle, a.data, "bf16", record=False,
                                     num_threads=max(threads))
@@ -202,7 +205,7 @@ def cmd_screen(a: argparse.Namespace) -> int:
         try:
             import_ray()
         except ImportError as e:
-            raise SystemExit(f"error: {e}") from None
+            raise InputError(str(e)) from None
 
     opts = ScreenOptions(specificity=a.specificity, threshold=a.threshold, score=a.score,
                          overlays=a.overlays, dicom_sc=a.dicom_sc, include_phi=a.include_phi,
@@ -212,7 +215,7 @@ def cmd_screen(a: argparse.Namespace) -> int:
                          ray_actors=a.ray_actors)
     summary = screen(a.bundle, a.inputs, a.out, opts, progress=not a.no_progress)
     print(summary.text())
-    return 1 if summary.errors else 0
+    return EXIT_SOME_FAILED if summary.errors else EXIT_OK
 
 
 def cmd_build_engine(a: argparse.Namespace) -> int:
@@ -479,29 +482,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    import ddad_rt
+#: Exit statuses: 0 done; 1 done, but some files or checks failed (screen, check-precision);
+#: 2 a usage or input error (the message says what to change); 3 a bug (with a traceback);
+#: 130 interrupted.
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
+#: Problems with what the user gave, reported without a traceback.
+USER_ERRORS = (InputError, BundleError, EngineError, FileNotFoundError, FileExistsError,
+               PermissionError, IsADirectoryError, NotADirectoryError)
+#: OSErrors of the machine rather than of ddad-rt: a full disk, a read-only or failing share.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO,
+                                errno.ENAMETOOLONG, errno.ELOOP, errno.ESTALE})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # usage errors: argparse exits 2
     try:
         return args.func(args)
-    except (ddad_rt.BundleError, ddad_rt.EngineError, ValueError,
-            FileNotFoundError, FileExistsError, PermissionError) as e:
+    except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    except OSError as e:  # a disk full, a share gone: the message says which file
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Exception:  # noqa: BLE001 - a bug: say so, with the traceback, and its own exit status
-        import traceback
+        return EXIT_INTERRUPTED
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            return _report_bug()
+        print(f"error: {e}", file=sys.stderr)  # the message says which file
+        return EXIT_USAGE
+    except Exception:  # noqa: BLE001 - a bug: say so, with the traceback, and its own status
+        return _report_bug()
 
-        traceback.print_exc()
-        print("error: ddad-rt failed unexpectedly (exit status 3); please report the traceback "
-              "above. Rerunning a screen resumes where it stopped.", file=sys.stderr)
-        return 3
+
+def _report_bug() -> int:
+    import traceback
+
+    traceback.print_exc()
+    print("error: ddad-rt failed unexpectedly (exit status 3); please report the traceback "
+          "above. Rerunning a screen resumes where it stopped.", file=sys.stderr)
+    return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ddad_rt.errors import InputError
+
 #: Suffixes taken as images when listing a plain folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
 
@@ -60,14 +62,14 @@ def _read_medad(root: Path) -> dict:
             d = json.load(f)
     except json.JSONDecodeError as e:
         msg = f"{root / 'data.json'} is not valid JSON: {e}"
-        raise ValueError(msg) from e
+        raise InputError(msg) from e
     try:
         d["train"]["0"], d["train"]["unlabeled"]["0"], d["train"]["unlabeled"]["1"]
         d["test"]["0"], d["test"]["1"]
     except (KeyError, TypeError) as e:
         msg = (f"{root / 'data.json'} lacks the Med-AD keys train/0, train/unlabeled/{{0,1}}, "
                f"test/{{0,1}} (missing {e})")
-        raise ValueError(msg) from None
+        raise InputError(msg) from None
     return d
 
 
@@ -97,14 +99,14 @@ def medad_pool(unlabeled_normal: list, unlabeled_abnormal: list, n: int | None, 
         ar = len(unlabeled_abnormal) / total if total else 0.0
     if n < 0 or not 0.0 <= ar <= 1.0:
         msg = f"need n >= 0 and 0 <= ar <= 1, got n={n}, ar={ar}"
-        raise ValueError(msg)
+        raise InputError(msg)
     n_abnormal = round(n * ar)
     n_normal = n - n_abnormal
     if n_abnormal > len(unlabeled_abnormal) or n_normal > len(unlabeled_normal):
         msg = (f"unlabeled pool of n={n} at ar={ar} needs {n_normal} normal and {n_abnormal} "
                f"abnormal images, but the data has {len(unlabeled_normal)} and "
                f"{len(unlabeled_abnormal)}: lower n or change ar")
-        raise ValueError(msg)
+        raise InputError(msg)
     return list(unlabeled_normal[:n_normal]) + list(unlabeled_abnormal[:n_abnormal]), n_normal, n_abnormal
 
 
@@ -129,16 +131,16 @@ def training_set(root: str | Path, n: int | None = None, ar: float | None = None
         return TrainingSet(normal, [images / f for f in pool], summary)
     if n is not None or ar is not None:
         msg = "n and ar select from a labelled Med-AD pool; a plain folder's unlabeled/ is used whole"
-        raise ValueError(msg)
+        raise InputError(msg)
     if not (root / "normal").is_dir():
         msg = (f"{root} is neither a Med-AD dataset (data.json) nor a plain folder with "
                "normal/ and unlabeled/ subfolders")
-        raise ValueError(msg)
+        raise InputError(msg)
     normal = _list_folder(root / "normal")
     unlabeled = _list_folder(root / "unlabeled") if (root / "unlabeled").is_dir() else []
     if not normal:
         msg = f"no images found in {root / 'normal'} (looked for {', '.join(IMAGE_SUFFIXES)})"
-        raise ValueError(msg)
+        raise InputError(msg)
     summary = {"layout": "folder", "normal": len(normal), "unlabeled": len(unlabeled)}
     return TrainingSet(normal, unlabeled, summary)
 
@@ -156,11 +158,11 @@ def test_set(root: str | Path) -> TestSet:
         if not (base / "normal").is_dir() or not (base / "abnormal").is_dir():
             msg = (f"{root} has no test split: expected data.json (Med-AD), test/normal + "
                    "test/abnormal, or normal + abnormal subfolders")
-            raise ValueError(msg)
+            raise InputError(msg)
         normal = _list_folder(base / "normal")
         abnormal = _list_folder(base / "abnormal")
     if not normal or not abnormal:
         msg = f"the test split of {root} needs both normal and abnormal images"
-        raise ValueError(msg)
+        raise InputError(msg)
     labels = np.array([0] * len(normal) + [1] * len(abnormal), dtype=np.int8)
     return TestSet(normal + abnormal, labels)

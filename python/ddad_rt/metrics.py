@@ -5,22 +5,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from ddad_rt.errors import InputError
+
 
 def _check(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels).astype(np.int64).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     if y.shape != s.shape:
         msg = f"labels and scores differ in length: {y.shape[0]} vs {s.shape[0]}"
-        raise ValueError(msg)
+        raise InputError(msg)
     if not np.isin(y, (0, 1)).all():
         msg = "labels must be 0 (normal) or 1 (abnormal)"
-        raise ValueError(msg)
+        raise InputError(msg)
     if y.min(initial=1) == y.max(initial=0):
         msg = "both classes are needed: labels hold only one class"
-        raise ValueError(msg)
+        raise InputError(msg)
     if not np.all(np.isfinite(s)):
         msg = "scores contain NaN or infinite values"
-        raise ValueError(msg)
+        raise InputError(msg)
     return y, s
 
 

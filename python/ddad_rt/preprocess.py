@@ -25,6 +25,8 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image
 
+from ddad_rt.errors import InputError
+
 Source = Union[str, os.PathLike, bytes, BinaryIO]
 Size = Union[int, tuple[int, int]]
 
@@ -88,7 +90,7 @@ def _norm_size(size: Size) -> tuple[int, int]:
         h, w = (int(s) for s in size)
     if h < 1 or w < 1:
         msg = f"size must be positive, got {size!r}"
-        raise ValueError(msg)
+        raise InputError(msg)
     return h, w
 
 
@@ -105,7 +107,7 @@ def _read_bytes(source: Source) -> tuple[bytes, str]:
         raise FileNotFoundError(msg) from None
     except IsADirectoryError:
         msg = f"{path} is a directory, not an image file"
-        raise ValueError(msg) from None
+        raise InputError(msg) from None
 
 
 def _is_dicom(data: bytes, name: str) -> bool:
@@ -258,7 +260,7 @@ def to_unit_range(decoded: Decoded) -> np.ndarray:
         p = pixels.astype(np.float64)
         if not np.all(np.isfinite(p)):
             msg = "image contains NaN or infinite values"
-            raise ValueError(msg)
+            raise InputError(msg)
         lo, hi = float(p.min()), float(p.max())
         unit = (p - lo) / (hi - lo) if hi > lo else np.zeros_like(p)
     if decoded.monochrome1:
@@ -279,7 +281,7 @@ def to_model_input(image: np.ndarray | Decoded, size: Size = 64) -> np.ndarray:
         arr = np.asarray(image)
         if arr.ndim != 2:
             msg = f"expected a 2-D grayscale image, got shape {arr.shape}"
-            raise ValueError(msg)
+            raise InputError(msg)
         image = Decoded(arr, eight_bit=arr.dtype == np.uint8)
     h, w = _norm_size(size)
     if image.eight_bit and not image.monochrome1:

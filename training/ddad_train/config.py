@@ -12,6 +12,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ddad_rt.errors import InputError
+
 BACKBONES = ("ae", "ae-u", "memae")
 REFINERS = ("dual", "intra")
 PRECISIONS = ("fp32", "bf16")
@@ -84,32 +86,32 @@ class TrainConfig:
         """Raises ValueError naming the first bad field."""
         if self.backbone not in BACKBONES:
             msg = f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}"
-            raise ValueError(msg)
+            raise InputError(msg)
         if self.k < 2:
             msg = f"k must be >= 2 (A_intra is a standard deviation over members), got {self.k}"
-            raise ValueError(msg)
+            raise InputError(msg)
         if self.image_size < 16 or self.image_size % 16:
             msg = f"image_size must be a positive multiple of 16, got {self.image_size}"
-            raise ValueError(msg)
+            raise InputError(msg)
         for name in ("epochs", "batch_size", "latent_size", "mem_slots", "refine_epochs",
                      "refine_batch_size"):
             if getattr(self, name) < 1:
                 msg = f"{name} must be >= 1, got {getattr(self, name)}"
-                raise ValueError(msg)
+                raise InputError(msg)
         for name in ("lr", "refine_lr"):
             if getattr(self, name) <= 0:
                 msg = f"{name} must be > 0, got {getattr(self, name)}"
-                raise ValueError(msg)
+                raise InputError(msg)
         bad = [r for r in self.refiners if r not in REFINERS]
         if bad or len(set(self.refiners)) != len(self.refiners):
             msg = f"refiners must be a subset of {', '.join(REFINERS)} without repeats, got {self.refiners}"
-            raise ValueError(msg)
+            raise InputError(msg)
         if self.precision not in PRECISIONS:
             msg = f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            raise ValueError(msg)
+            raise InputError(msg)
         if self.ar is not None and not 0.0 <= self.ar <= 1.0:
             msg = f"ar (pool anomaly rate) must be in [0, 1], got {self.ar}"
-            raise ValueError(msg)
+            raise InputError(msg)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -120,7 +122,7 @@ class TrainConfig:
             return Path(self.checkpoint_dir)
         if not self.out:
             msg = "TrainConfig.out (the bundle directory to write) is required"
-            raise ValueError(msg)
+            raise InputError(msg)
         out = Path(self.out)
         return out.with_name(out.name + ".ckpt")
 
@@ -134,12 +136,12 @@ class TrainConfig:
         raw = yaml.safe_load(p.read_text()) or {}
         if not isinstance(raw, dict):
             msg = f"{p}: a config is a mapping of field: value, got {type(raw).__name__}"
-            raise ValueError(msg)
+            raise InputError(msg)
         try:
             return cls.from_yaml_values({**raw, **overrides})
         except ValueError as e:
             msg = f"{p}: {e}"
-            raise ValueError(msg) from None
+            raise InputError(msg) from None
 
 
     @classmethod
@@ -151,7 +153,7 @@ class TrainConfig:
         unknown = sorted(set(values) - names)
         if unknown:
             msg = f"unknown config field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
-            raise ValueError(msg)
+            raise InputError(msg)
         return cls(**{k: coerce(k, hints[k], v) for k, v in values.items()})
 
 
@@ -179,7 +181,7 @@ def coerce(name: str, hint, value):
         if optional:
             return None
         msg = f"{name} cannot be empty"
-        raise ValueError(msg)
+        raise InputError(msg)
     base = next(a for a in args if a is not type(None)) if optional else hint
     try:
         if typing.get_origin(base) is list:
@@ -193,4 +195,4 @@ def coerce(name: str, hint, value):
         return base(value)
     except (TypeError, ValueError):
         msg = f"{name} must be {getattr(base, '__name__', base)}, got {value!r}"
-        raise ValueError(msg) from None
+        raise InputError(msg) from None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from ddad_rt import bundle as bundle_io
+from ddad_rt.errors import InputError
 from torch import nn
 
 from ddad_train.models import BatchedAE, RefineNet
@@ -34,10 +35,10 @@ class EnsembleGraph(nn.Module):
         super().__init__()
         if udm.config() != ndm.config() or udm.members != ndm.members:
             msg = f"UDM and NDM must have the same architecture, got {udm.config()} and {ndm.config()}"
-            raise ValueError(msg)
+            raise InputError(msg)
         if layout not in LAYOUTS:
             msg = f"layout must be one of {LAYOUTS}, got {layout!r}"
-            raise ValueError(msg)
+            raise InputError(msg)
         self.k = udm.members
         self.layout = layout
         self.uncertainty = udm.out_channels == 2

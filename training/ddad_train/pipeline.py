@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from ddad_rt import datasets
 from ddad_rt.bundle import MANIFEST, image_hash
+from ddad_rt.errors import InputError
 from ddad_rt.preprocess import load_images
 
 from ddad_train import checkpoint as ckpt
@@ -64,7 +65,7 @@ def _start_or_resume(cfg: TrainConfig, resume: bool) -> Path:
         if diffs:
             msg = (f"cannot resume {ck} with a different configuration ({'; '.join(diffs)}): "
                    "use the original settings, or delete the folder to start over")
-            raise ValueError(msg)
+            raise InputError(msg)
         if saved.get("threads") != mine["threads"]:
             print(f"note: resuming with threads={mine['threads']} (checkpoint: "
                   f"{saved.get('threads')}); results stay valid but may differ in the last bits")
@@ -95,7 +96,7 @@ def train(cfg: TrainConfig, progress: bool = True, resume: bool = False,
     cfg.validate()
     if not cfg.data or not cfg.out:
         msg = "both data (the dataset folder, --data) and out (the bundle to write, --out) are required"
-        raise ValueError(msg)
+        raise InputError(msg)
     check_out_dir(cfg.out, force=force)  # fail now, not after hours of training
     normal, udm_images, summary = load_training_images(cfg, progress)
     ck = _start_or_resume(cfg, resume)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ddad_rt.errors import InputError
 
 from ddad_train import checkpoint as ckpt
 from ddad_train.config import TrainConfig
@@ -44,7 +45,7 @@ def synthetic_anomaly(images: np.ndarray, index: int, rng: np.random.Generator
     """
     if len(images) < 2:
         msg = "synthetic anomalies need at least 2 normal images (the patch comes from another one)"
-        raise ValueError(msg)
+        raise InputError(msg)
     h, w = images.shape[1:]
     dims = np.array([h, w], dtype=np.float64)
     core, offset = 0.8 * dims, 0.1 * dims
@@ -95,12 +96,12 @@ def train_refiners(images: np.ndarray, ensemble_bundle: str | Path, cfg: TrainCo
     names = list(cfg.refiners)
     if not names:
         msg = "cfg.refiners is empty: nothing to train"
-        raise ValueError(msg)
+        raise InputError(msg)
     m_total = len(images)
     if m_total < max(2, cfg.refine_batch_size):
         msg = (f"refinement needs at least max(2, refine_batch_size={cfg.refine_batch_size}) "
                f"normal images, got {m_total}")
-        raise ValueError(msg)
+        raise InputError(msg)
     setup_torch(cfg.threads)
     engine = Engine(ensemble_bundle, device="cpu", max_batch=cfg.refine_batch_size,
                     num_threads=cfg.threads)
@@ -119,7 +120,7 @@ def train_refiners(images: np.ndarray, ensemble_bundle: str | Path, cfg: TrainCo
         if state["refiners"] != names or state["num_images"] != m_total:
             msg = (f"checkpoint {checkpoint} belongs to another run (refiners {state['refiners']}, "
                    f"{state['num_images']} images): delete it or choose another checkpoint_dir")
-            raise ValueError(msg)
+            raise InputError(msg)
         for n in names:
             nets[n].load_state_dict(state["nets"][n])
             opts[n].load_state_dict(state["optimizers"][n])
@@ -231,7 +232,7 @@ def refine_existing(src: str | Path, out: str | Path, data: str | Path, override
     cfg.validate()
     if cfg.image_size != manifest["image_size"][0]:
         msg = f"image_size {cfg.image_size} differs from the bundle's {manifest['image_size'][0]}"
-        raise ValueError(msg)
+        raise InputError(msg)
     from ddad_train.export import check_out_dir
 
     check_out_dir(out, force=force)

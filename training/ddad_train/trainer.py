@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ddad_rt.errors import InputError
 
 from ddad_train import checkpoint as ckpt
 from ddad_train.config import TrainConfig
@@ -118,12 +119,12 @@ def train_module(images: np.ndarray, cfg: TrainConfig, module: str,
     """
     if module not in ("ndm", "udm"):
         msg = f"module must be 'ndm' or 'udm', got {module!r}"
-        raise ValueError(msg)
+        raise InputError(msg)
     m_total = images.shape[0]
     if m_total < cfg.batch_size:
         msg = (f"{module.upper()} has {m_total} training images, fewer than one batch of "
                f"{cfg.batch_size} (batches drop the remainder): add images or lower batch_size")
-        raise ValueError(msg)
+        raise InputError(msg)
     setup_torch(cfg.threads)
 
     members = init_members(cfg, module)
@@ -142,7 +143,7 @@ def train_module(images: np.ndarray, cfg: TrainConfig, module: str,
         if state["module"] != module or state["num_images"] != m_total:
             msg = (f"checkpoint {checkpoint} belongs to another run ({state['module']}, "
                    f"{state['num_images']} images): delete it or choose another checkpoint_dir")
-            raise ValueError(msg)
+            raise InputError(msg)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         for g, s in zip(gens, state["generators"], strict=True):

@@ -12,6 +12,8 @@ import json
 import platform
 from pathlib import Path
 
+from ddad_rt.errors import InputError
+
 
 def gpu_problems() -> list[str]:
     """Why the GPU benchmark cannot run here (empty when it can): the engine's device="cuda"
@@ -64,7 +66,7 @@ def run_inference_bench(out_dir: str | Path, *, threads: tuple[int, ...] = (1, 2
 
     if device not in ("cpu", "cuda"):
         msg = f"device must be 'cpu' or 'cuda', got {device!r}"
-        raise ValueError(msg)
+        raise InputError(msg)
     notes = []
     if device == "cuda":
         problems = gpu_problems()

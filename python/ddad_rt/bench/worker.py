@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ddad_rt.errors import InputError
+
 CONTENDERS = ("reference", "onnxruntime", "engine-fp32", "engine-bf16")
 #: On a GPU: the authors' loop in PyTorch on CUDA, ONNX Runtime's CUDA provider, the engine
 #: (TensorRT) at fp32 and fp16.
@@ -136,7 +138,7 @@ def make(contender: str, bench_dir: Path, path: str, threads: int, device: str =
         return EngineContender(bench_dir, path, threads, contender.removeprefix("engine-"),
                                device, max_batch=batch)
     msg = f"unknown contender {contender!r}; expected one of {CONTENDERS + GPU_CONTENDERS}"
-    raise ValueError(msg)
+    raise InputError(msg)
 
 
 def measure(spec: dict) -> dict:

@@ -23,6 +23,7 @@ from functools import partial
 
 import numpy as np
 
+from ddad_rt.errors import InputError
 from ddad_rt.preprocess import PHI_ATTRIBUTES, DecodeError, decode_file, to_model_input
 
 
@@ -157,7 +158,7 @@ class Decoder:
     def __init__(self, decode_one, workers: int, chunk: int = 8, ahead: int = 4) -> None:
         if workers < 0:
             msg = f"decode workers must be >= 0, got {workers}"
-            raise ValueError(msg)
+            raise InputError(msg)
         self.decode_one = decode_one
         self.workers = workers
         self.chunk = max(1, chunk)

@@ -19,6 +19,7 @@ from functools import partial
 
 import numpy as np
 
+from ddad_rt.errors import InputError
 from ddad_rt.screen.decode import Decoder, decode_item
 from ddad_rt.screen.scoring import Frame, ScoringPlan, render, score_frames
 
@@ -212,12 +213,12 @@ def check_resources(ray, actors: int, threads: int, gpus_per_actor: float) -> No
         msg = (f"a scoring actor with {threads} engine thread(s) reserves {need:g} CPUs, but "
                f"the largest node has {max(node_cpus):g} (and decoding needs {CPU_SHARE:g}): "
                "lower --engine-threads")
-        raise ValueError(msg)
+        raise InputError(msg)
     if actors * need > sum(node_cpus) - CPU_SHARE:
         msg = (f"{actors} scoring actors x {need:g} CPUs leave the cluster's "
                f"{sum(node_cpus):g} CPUs nothing for decoding: lower --ray-actors or "
                "--engine-threads")
-        raise ValueError(msg)
+        raise InputError(msg)
 
 
 def _probe(bundle: str, device: str, threads: int) -> tuple[str, str, str]:

@@ -18,6 +18,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ddad_rt.errors import InputError
+
 LIST_SUFFIXES = (".txt", ".lst", ".csv")
 #: Names skipped inside folders: DICOM media index files carry no pixels.
 SKIPPED_NAMES = frozenset({"DICOMDIR"})
@@ -63,7 +65,7 @@ def read_list(list_file: Path) -> list[Path]:
         if "path" not in header:
             msg = (f"{list_file}: a CSV file list needs a header row with a 'path' column "
                    f"(its first row is {rows[0][:4]}); for a bare list use a .txt file")
-            raise ValueError(msg)
+            raise InputError(msg)
         col = header.index("path")
         names = [r[col].strip() for r in rows[1:] if len(r) > col and r[col].strip()]
     else:
@@ -90,7 +92,7 @@ def list_inputs(inputs: Iterable[str | os.PathLike], skip: str | os.PathLike | N
     inputs = list(inputs)
     if not inputs:
         msg = "no input given: pass image files, folders or file lists"
-        raise ValueError(msg)
+        raise InputError(msg)
     skip_dir = Path(skip).resolve() if skip is not None else None
     problems = problems if problems is not None else []
     seen_dirs: set = set()

@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 from ddad_rt.calibrate import DEFAULT_SPECIFICITY, specificity_key, thresholds
+from ddad_rt.errors import InputError
 from ddad_rt.screen import journal as jr
 from ddad_rt.screen.decode import Decoder, decode_item
 from ddad_rt.screen.inputs import list_inputs
@@ -215,10 +216,10 @@ def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
     o = options or ScreenOptions()
     if o.overlays not in OVERLAYS:
         msg = f"overlays must be one of {', '.join(OVERLAYS)}, got {o.overlays!r}"
-        raise ValueError(msg)
+        raise InputError(msg)
     if o.batch_size < 1:
         msg = f"batch_size must be >= 1, got {o.batch_size}"
-        raise ValueError(msg)
+        raise InputError(msg)
     t_start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -323,7 +324,7 @@ def _set_up(bundle, inputs, out: Path, o: ScreenOptions) -> _Run:
     key = o.score or manifest["default_score"]
     if key not in keys:
         msg = f"score {key!r} is not one of this bundle's scores: {', '.join(keys)}"
-        raise ValueError(msg)
+        raise InputError(msg)
     threshold, op_name, notes = _operating_point(manifest, o, key)
     modality = None if o.any_modality else (manifest.get("modality") or None)
     if not o.any_modality and not modality:
@@ -391,7 +392,7 @@ def _connect_ray(bundle, o: ScreenOptions):
     n_actors = o.ray_actors or n_actors
     if o.device == "cuda" and not gpus_per_actor:
         msg = f"--device cuda on Ray needs GPU nodes; the cluster has {gpus:g} GPUs"
-        raise ValueError(msg)
+        raise InputError(msg)
     distributed.check_resources(ray, n_actors, threads, gpus_per_actor)
     resolved = str(Path(bundle).resolve())
     actor_engine = distributed.probe_engine(ray, resolved, o.device, threads, gpus_per_actor)
