@@ -198,6 +198,7 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
 
 def cmd_screen(a: argparse.Namespace) -> int:
     from ddad_rt.screen import ScreenOptions, screen
+    from ddad_rt.screen.uids import read_key as read_uid_key
 
     if a.ray:
         from ddad_rt.screen.distributed import import_ray
@@ -212,7 +213,8 @@ def cmd_screen(a: argparse.Namespace) -> int:
                          any_modality=a.any_modality, top_n=a.top_n, device=a.device,
                          decode_workers=a.decode_workers, engine_threads=a.engine_threads,
                          batch_size=a.batch_size, retry_errors=a.retry_errors, ray=a.ray,
-                         ray_actors=a.ray_actors)
+                         ray_actors=a.ray_actors, uids=a.uids,
+                         uid_key=read_uid_key(a.uid_key_file) if a.uid_key_file else None)
     summary = screen(a.bundle, a.inputs, a.out, opts, progress=not a.no_progress)
     print(summary.text())
     return EXIT_SOME_FAILED if summary.errors else EXIT_OK
@@ -418,7 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dicom-sc", action="store_true",
                    help="also write overlays of DICOM images as Secondary Captures in the source study")
     s.add_argument("--include-phi", action="store_true",
-                   help="put patient name, ID and birth date in the outputs (left out by default)")
+                   help="put patient name, ID and birth date, and decoders' error texts (which "
+                        "can quote DICOM values), in the outputs (left out by default)")
+    s.add_argument("--uids", default="keep", choices=["keep", "pseudonymize", "drop"],
+                   help="Study/Series/SOP Instance UIDs in the outputs (identifiers under DICOM "
+                        "PS3.15): keep (default), pseudonymize with --uid-key-file, or drop")
+    s.add_argument("--uid-key-file", default=None,
+                   help="the site's secret key for --uids pseudonymize (>= 16 random bytes, "
+                        "e.g. head -c 32 /dev/urandom > site.key; keep it apart from results)")
     s.add_argument("--any-modality", action="store_true",
                    help="screen DICOM files whatever their Modality (default: the bundle's only)")
     s.add_argument("--top-n", type=int, default=24, help="images shown in report.html (default: 24)")

@@ -38,11 +38,17 @@ class DecodeError(ValueError):
     """A file that is not a decodable image. The message names the file; ``kind`` is a short
     reason code for reports: "empty", "not_an_image", "corrupt", "no_pixel_data",
     "unsupported" (a format or photometric interpretation ddad_rt does not take) or
-    "multi_frame" (a multi-frame file where one image was expected)."""
+    "multi_frame" (a multi-frame file where one image was expected).
 
-    def __init__(self, message: str, kind: str) -> None:
+    The message is ddad_rt's own text (the file, the reason, the exception type); the
+    underlying library's exception text, which can quote DICOM values (a patient's name in
+    a malformed element), is kept apart in ``detail``, written out only where patient data
+    is allowed (``ddad-rt screen --include-phi``)."""
+
+    def __init__(self, message: str, kind: str, detail: str = "") -> None:
         super().__init__(message)
         self.kind = kind
+        self.detail = detail
 
 
 @dataclass
@@ -143,7 +149,7 @@ def _decode_dicom(data: bytes, name: str) -> DecodedFile:
             ds = pydicom.dcmread(io.BytesIO(data), force=True)
         except Exception as e:  # pydicom raises many types for broken files
             msg = f"cannot read DICOM {name}: {type(e).__name__}"
-            raise DecodeError(msg, "corrupt") from None
+            raise DecodeError(msg, "corrupt", detail=str(e)[:200]) from None
         if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
             if data[128:132] != b"DICM" and len(ds) == 0:
                 msg = f"cannot decode image {name}: not a DICOM file or an image format PIL reads"
@@ -164,8 +170,8 @@ def _decode_dicom(data: bytes, name: str) -> DecodedFile:
                 msg = (f"{name}: no decoder for transfer syntax {getattr(syntax, 'name', syntax)} "
                        "here: pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle (dependencies of ddad-rt)")
                 raise DecodeError(msg, "unsupported") from None
-            msg = f"cannot decode DICOM pixel data of {name}: {type(e).__name__}: {text[:200]}"
-            raise DecodeError(msg, "corrupt") from None
+            msg = f"cannot decode DICOM pixel data of {name} ({type(e).__name__})"
+            raise DecodeError(msg, "corrupt", detail=text[:200]) from None
         try:
             frames = int(ds.get("NumberOfFrames", 1) or 1)
         except (TypeError, ValueError):
@@ -203,8 +209,8 @@ def _decode_pil(data: bytes, name: str) -> DecodedFile:
     try:
         img.load()
     except Exception as e:  # truncated or damaged data
-        msg = f"cannot decode image {name}: {img.format} data is damaged ({e})"
-        raise DecodeError(msg, "corrupt") from e
+        msg = f"cannot decode image {name}: {img.format} data is damaged ({type(e).__name__})"
+        raise DecodeError(msg, "corrupt", detail=str(e)[:200]) from e
     if getattr(img, "n_frames", 1) > 1:
         msg = (f"{name}: {img.format} with {img.n_frames} frames; multi-frame images are read "
                "from DICOM only")

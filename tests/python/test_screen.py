@@ -193,6 +193,71 @@ def test_include_phi_puts_patient_data_in_results(mr_bundle, archive, tmp_path):
     assert (row["patient_name"], row["patient_id"], row["patient_birth_date"]) == (PATIENT, PATIENT_ID, BIRTH)
 
 
+def test_decoder_error_texts_stay_out_unless_include_phi(mr_bundle, archive, tmp_path,
+                                                         monkeypatch):
+    """A decoder's exception text can quote DICOM values: errors.csv and report.html get the
+    reason code, ddad_rt's own text and the exception type; the text only with
+    --include-phi."""
+    from ddad_rt.preprocess import DecodeError
+    from ddad_rt.screen import ScreenOptions, decode, screen
+
+    real = decode.decode_file
+
+    def leaky(path):
+        if Path(path).name == "a.png":
+            raise DecodeError(f"cannot decode DICOM pixel data of {path} (ValueError)",
+                              "corrupt", detail="bad value 'Doe^Jane' in (0010,0010)")
+        return real(path)
+
+    monkeypatch.setattr(decode, "decode_file", leaky)
+    for include_phi in (False, True):
+        out = tmp_path / f"out_{include_phi}"
+        screen(mr_bundle, [archive["root"] / "a.png", archive["root"] / "b.jpg"], out,
+               ScreenOptions(decode_workers=0, include_phi=include_phi), progress=False)
+        (err,) = read_csv(out / "errors.csv")
+        assert err["reason"] == "corrupt" and "(ValueError)" in err["message"]
+        text = (out / "errors.csv").read_text() + (out / "report.html").read_text()
+        assert (PATIENT in text) == include_phi
+
+
+def test_uids_can_be_pseudonymized_or_dropped(mr_bundle, tmp_path):
+    from ddad_rt.screen.uids import pseudonym
+
+    src = tmp_path / "in"
+    study = pydicom.uid.generate_uid()
+    imgs = synth_images(2, seed=8)
+    for i, img in enumerate(imgs):
+        write(src / f"s{i}.dcm", make_dicom(full_range(img), study_uid=study))
+    originals = {pydicom.dcmread(p).SOPInstanceUID for p in src.glob("*.dcm")}
+    key = tmp_path / "site.key"
+    key.write_bytes(os.urandom(32))
+
+    out = tmp_path / "pseudo"
+    r = run_cli("screen", mr_bundle, src, "--out", out, "--no-progress", "--dicom-sc",
+                "--overlays", "all", "--uids", "pseudonymize", "--uid-key-file", key)
+    assert r.returncode == 0, r.stderr
+    rows = read_rows(out)
+    expected = pseudonym(study, key.read_bytes())
+    assert {x["study_uid"] for x in rows} == {expected} and expected.startswith("2.25.")
+    assert len(read_csv(out / "studies.csv")) == 1  # the study still groups
+    for p in (q for q in out.rglob("*") if q.is_file()):
+        data = p.read_bytes()
+        assert study.encode() not in data and not any(u.encode() in data for u in originals), p
+    # A resumed run must use the same key, or one study would get two pseudonyms.
+    other = tmp_path / "other.key"
+    other.write_bytes(os.urandom(32))
+    r = run_cli("screen", mr_bundle, src, "--out", out, "--no-progress", "--dicom-sc",
+                "--overlays", "all", "--uids", "pseudonymize", "--uid-key-file", other)
+    assert r.returncode == 2 and "uid_key_id" in r.stderr
+
+    out = tmp_path / "drop"
+    r = run_cli("screen", mr_bundle, src, "--out", out, "--no-progress", "--uids", "drop")
+    assert r.returncode == 0, r.stderr
+    assert {(x["study_uid"], x["series_uid"], x["sop_uid"]) for x in read_rows(out)} == {("", "", "")}
+    r = run_cli("screen", mr_bundle, src, "--out", tmp_path / "nokey", "--uids", "pseudonymize")
+    assert r.returncode == 2 and "--uid-key-file" in r.stderr
+
+
 def test_secondary_capture_references_the_source_study(screened, archive):
     out, _ = screened
     rows = {Path(x["path"]).name: x for x in read_rows(out)}

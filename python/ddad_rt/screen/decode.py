@@ -25,6 +25,7 @@ import numpy as np
 
 from ddad_rt.errors import InputError
 from ddad_rt.preprocess import PHI_ATTRIBUTES, DecodeError, decode_file, to_model_input
+from ddad_rt.screen.uids import protect as protect_uids
 
 
 @dataclass
@@ -50,7 +51,8 @@ class DecodedItem:
 
 
 def decode_item(path: str, size: tuple[int, int], modality: str | None = None,
-                include_phi: bool = False) -> DecodedItem:
+                include_phi: bool = False, uids: str = "keep",
+                uid_key: bytes | None = None) -> DecodedItem:
     """Decodes one file to model inputs; never raises for a bad file.
 
     Args:
@@ -58,7 +60,10 @@ def decode_item(path: str, size: tuple[int, int], modality: str | None = None,
         size: the model's (H, W).
         modality: the bundle's DICOM Modality (several: comma-separated); a DICOM file of
             another modality is an error ("wrong_modality"). None or "" accepts any.
-        include_phi: keep the patient's name, ID and birth date in ``dicom``.
+        include_phi: keep the patient's name, ID and birth date in ``dicom``, and the text
+            of a decoder's exception (which can quote DICOM values) in error messages.
+        uids: "keep", "pseudonymize" (with ``uid_key``) or "drop" the Study, Series and SOP
+            Instance UIDs (ddad_rt.screen.uids).
     """
     t0 = time.perf_counter()
     item = DecodedItem(path)
@@ -68,7 +73,7 @@ def decode_item(path: str, size: tuple[int, int], modality: str | None = None,
         if not include_phi:
             for key in PHI_ATTRIBUTES:
                 dicom.pop(key, None)
-        item.dicom = dicom
+        item.dicom = dicom = protect_uids(dicom, uids, uid_key)
         found = dicom.get("Modality")
         accepted = {m.strip().upper() for m in (modality or "").split(",") if m.strip()}
         if accepted and found and found.strip().upper() not in accepted:
@@ -79,7 +84,8 @@ def decode_item(path: str, size: tuple[int, int], modality: str | None = None,
             item.frames = [(i, to_model_input(d, size)) for i, d in enumerate(f.frames)]
             item.n_frames = len(item.frames)
     except DecodeError as e:
-        item.error = (e.kind, str(e))
+        # The decoder's own exception text only with include_phi: it can quote DICOM values.
+        item.error = (e.kind, f"{e}: {e.detail}" if include_phi and e.detail else str(e))
     except FileNotFoundError:
         item.error = ("missing", f"{path}: file not found")
     except PermissionError:

@@ -72,23 +72,25 @@ def connect(address: str):
 _DECODERS: dict = {}
 
 
-def _decoder(size: tuple[int, int], modality: str | None, include_phi: bool) -> Decoder:
-    key = (tuple(size), modality, include_phi)
+def _decoder(size: tuple[int, int], modality: str | None, include_phi: bool, uids: str,
+             uid_key: bytes | None) -> Decoder:
+    key = (tuple(size), modality, include_phi, uids, uid_key)
     if key not in _DECODERS:
         _DECODERS[key] = Decoder(partial(decode_item, size=tuple(size), modality=modality,
-                                         include_phi=include_phi), workers=1, chunk=1, ahead=2)
+                                         include_phi=include_phi, uids=uids, uid_key=uid_key),
+                                 workers=1, chunk=1, ahead=2)
     return _DECODERS[key]
 
 
 def _decode_batch(batch: dict, size: tuple[int, int], modality: str | None,
-                  include_phi: bool) -> dict:
+                  include_phi: bool, uids: str = "keep", uid_key: bytes | None = None) -> dict:
     """A Ray Data task: files -> one record per frame still to score (or per bad file)."""
     out = {"path": [], "frame": [], "n_frames": [], "dicom": [], "seconds": [],
            "error_kind": [], "error_msg": []}
     images = []
     paths = [str(p) for p in batch["path"]]
     skips = dict(zip(paths, (str(s) for s in batch["skip"])))
-    for item in _decoder(size, modality, include_phi).decode(paths):
+    for item in _decoder(size, modality, include_phi, uids, uid_key).decode(paths):
         path = item.path
         done = set(json.loads(skips[path]))
         records = [(-1, None)] if item.error else [(f, im) for f, im in item.frames if f not in done]
@@ -159,25 +161,27 @@ def cluster_resources(ray) -> tuple[float, float]:
 
 def run(ray, *, todo: list[str], done_frames: dict[str, set[int]], bundle: str, device: str,
         threads: int, actors: int, gpus_per_actor: float, batch_size: int,
-        size: tuple[int, int], modality: str | None, include_phi: bool, plan: ScoringPlan
+        size: tuple[int, int], modality: str | None, include_phi: bool, plan: ScoringPlan,
+        uids: str = "keep", uid_key: bytes | None = None
         ) -> Iterator[tuple[list[dict], list[dict], list]]:
     """Streams (rows, error rows, pictures) batch by batch; pictures are (relative path,
     callable returning the bytes, row, column) as the local writer expects."""
     if not todo:
         return
     items = [{"path": p, "skip": json.dumps(sorted(done_frames.get(p, ())))} for p in todo]
+    decode_kwargs = {"size": tuple(size), "modality": modality, "include_phi": include_phi,
+                     "uids": uids, "uid_key": uid_key}
     yield from _stream(ray, items, bundle, device, threads, actors, gpus_per_actor,
-                       batch_size, size, modality, include_phi, plan)
+                       batch_size, decode_kwargs, plan)
 
 
-def _stream(ray, items, bundle, device, threads, actors, gpus_per_actor, batch_size, size,
-            modality, include_phi, plan):
+def _stream(ray, items, bundle, device, threads, actors, gpus_per_actor, batch_size,
+            decode_kwargs, plan):
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // DECODE_BATCH,
                                                                      4096)))
     ds = ds.map_batches(_decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",
                         num_cpus=CPU_SHARE,
-                        fn_kwargs={"size": tuple(size), "modality": modality,
-                                   "include_phi": include_phi})
+                        fn_kwargs=decode_kwargs)
     actor_resources = ({"num_gpus": gpus_per_actor, "num_cpus": CPU_SHARE} if gpus_per_actor
                        else {"num_cpus": CPU_SHARE * threads})
     # Ray Data's actor pools restart a killed actor and retry its batch (max_restarts=-1,

@@ -22,6 +22,7 @@ from pathlib import Path
 from ddad_rt.calibrate import DEFAULT_SPECIFICITY, specificity_key, thresholds
 from ddad_rt.errors import InputError
 from ddad_rt.screen import journal as jr
+from ddad_rt.screen import uids
 from ddad_rt.screen.decode import Decoder, decode_item
 from ddad_rt.screen.inputs import list_inputs
 from ddad_rt.screen.scoring import Frame, ScoringPlan, columns, render, score_frames
@@ -67,7 +68,11 @@ class ScreenOptions:
         score: the score that is flagged (default: the bundle's default score).
         overlays: heatmap PNGs for "flagged" images, "all", or "none".
         dicom_sc: also write each overlay of a DICOM image as a Secondary Capture.
-        include_phi: put the patient's name, ID and birth date in the outputs.
+        include_phi: put the patient's name, ID and birth date in the outputs, and decoders'
+            exception texts (which can quote DICOM values) in errors.csv and report.html.
+        uids: Study, Series and SOP Instance UIDs in the outputs: "keep", "pseudonymize"
+            (HMAC under ``uid_key``, a per-site secret) or "drop" (ddad_rt.screen.uids).
+        uid_key: the key for ``uids="pseudonymize"`` (ddad_rt.screen.uids.read_key).
         any_modality: screen DICOM files whatever their Modality.
         top_n: most anomalous images shown in report.html.
         device: engine device ("auto", "cpu", "cuda").
@@ -89,6 +94,8 @@ class ScreenOptions:
     overlays: str = "flagged"
     dicom_sc: bool = False
     include_phi: bool = False
+    uids: str = "keep"
+    uid_key: bytes | None = field(default=None, repr=False)
     any_modality: bool = False
     top_n: int = 24
     device: str = "auto"
@@ -220,6 +227,7 @@ def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
     if o.batch_size < 1:
         msg = f"batch_size must be >= 1, got {o.batch_size}"
         raise InputError(msg)
+    uids.check(o.uids, o.uid_key)
     t_start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -344,6 +352,7 @@ def _set_up(bundle, inputs, out: Path, o: ScreenOptions) -> _Run:
     _check_run_file(out, {
         "bundle_identity": info["bundle_identity"], "flagged_on": key,
         "operating_point": op_name, "threshold": threshold, "include_phi": o.include_phi,
+        "uids": o.uids, "uid_key_id": uids.key_id(o.uid_key if o.uids == "pseudonymize" else None),
         "any_modality": o.any_modality, "overlays": o.overlays, "dicom_sc": o.dicom_sc,
         "image_size": list(engine.image_size),
         "backend": f"{scored_with[0]} (Ray actors)" if ray else scored_with[0],
@@ -451,7 +460,7 @@ def _screen_locally(run: _Run, o: ScreenOptions, todo: list[str], done_frames, w
             errors.clear()
 
     decode_one = partial(decode_item, size=run.engine.image_size, modality=run.modality,
-                         include_phi=o.include_phi)
+                         include_phi=o.include_phi, uids=o.uids, uid_key=o.uid_key)
     with Decoder(decode_one, workers=run.decode_workers) as dec:
         for item in dec.decode(todo):
             if item.error:
@@ -486,7 +495,7 @@ def _screen_on_ray(run: _Run, o: ScreenOptions, todo: list[str], done_frames,
             run.ray, todo=todo, done_frames=done_frames, bundle=a["bundle"], device=o.device,
             threads=a["threads"], actors=a["actors"], gpus_per_actor=a["gpus_per_actor"],
             batch_size=o.batch_size, size=run.engine.image_size, modality=run.modality,
-            include_phi=o.include_phi, plan=run.plan):
+            include_phi=o.include_phi, uids=o.uids, uid_key=o.uid_key, plan=run.plan):
         writer.put(rows, errors, pictures)
         tally.add(rows, errors)
         finished = len(errors)
