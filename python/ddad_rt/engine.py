@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ddad_rt import _core
+from ddad_rt.errors import InputError
 
 
 @dataclass
@@ -91,17 +92,30 @@ class Engine:
         """Scores a batch.
 
         Args:
-            images: (N, H, W) or (N, 1, H, W) at the model's image size: uint8 (0-255),
-                uint16 (0-65535) or float32 in [0, 1]. C-contiguous float32 is not copied.
+            images: (N, H, W) or (N, 1, H, W) at the model's image size: uint8 (0-255, as
+                ``load_image`` and ``to_model_input`` return) or float32 in [0, 1].
+                C-contiguous float32 is not copied. uint16 is refused: raw 12- or 16-bit
+                pixels (CT, MR, X-ray detectors) are min-max scaled per image by the shared
+                preprocessing, as in training, while a bare array cannot say whether its
+                values fill 0-65535; pass them through ``to_model_input`` first.
             maps: also return the per-pixel anomaly maps.
 
         Raises:
-            ValueError: wrong rank, size or dtype, float values outside [0, 1] or NaN, empty batch.
+            ValueError: wrong rank, size or dtype (uint16 included), float values outside
+                [0, 1] or NaN, empty batch (ddad_rt.InputError).
         """
         if not isinstance(images, np.ndarray):
             msg = (f"images must be a NumPy array, got {type(images).__name__}; "
                    "e.g. np.stack(list_of_images)")
             raise TypeError(msg)
+        if images.dtype == np.uint16:
+            msg = ("uint16 images are ambiguous: raw 12- or 16-bit pixels are min-max scaled "
+                   "per image by the shared preprocessing (as the model was trained), not "
+                   "divided by 65535. Use ddad_rt.to_model_input(image, engine.image_size) "
+                   "per original image (or ddad_rt.load_image(path, ...)), which returns the "
+                   "uint8 model input; if your values already are a 0-65535 full scale, pass "
+                   "images.astype(np.float32) / 65535")
+            raise InputError(msg)
         out = self._engine.score(images, bool(maps))
         return ScoreResult(scores=dict(out["scores"]),
                            maps=dict(out["maps"]) if out["maps"] is not None else None,
