@@ -2,6 +2,7 @@
 // reduction order (emulated on the CPU, against the CPU kernels), batch splitting and the
 // TensorRT profile, fp16 weight conversion, the engine cache's keys and invalidation, the
 // run-time library search, and what device="cuda" reports on a machine without a GPU.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -311,14 +312,18 @@ ddad_rt::trt::PlanKey sample_key() {
   k.precision = "fp16";
   k.tensorrt_version = "10.3.0";
   k.compute_capability = "8.7";
+  k.ddad_rt_version = "0.1.0";
+  k.build_recipe = "v1";
   return k;
 }
 
 TEST(engine_cache_key_changes_with_everything_a_plan_depends_on) {
   using ddad_rt::trt::PlanKey;
   const PlanKey base = sample_key();
-  std::vector<PlanKey> variants(8, base);
+  std::vector<PlanKey> variants(10, base);
   variants[7].profiles = 3;
+  variants[8].ddad_rt_version = "0.2.0";  // an upgrade rebuilds plans
+  variants[9].build_recipe = "v2: another builder setting";
   variants[0].bundle_identity = std::string(64, 'c');
   variants[1].role = "refine_dual";
   variants[2].graph_sha256 = std::string(64, 'd');
@@ -424,6 +429,55 @@ TEST(engine_cache_dir_honours_environment) {
   CHECK(contains(fallback, "ddad_rt"));
   CHECK(contains(fallback, "tensorrt"));
   if (old) setenv("DDAD_RT_CACHE_DIR", saved.c_str(), 1);
+}
+
+// Sets an environment variable for one scope, restoring it after.
+struct ScopedEnv {
+  std::string name, saved;
+  bool had;
+  ScopedEnv(const std::string& n, const char* value) : name(n) {
+    const char* old = std::getenv(n.c_str());
+    had = old != nullptr;
+    saved = had ? old : "";
+    if (value) {
+      setenv(n.c_str(), value, 1);
+    } else {
+      unsetenv(n.c_str());
+    }
+  }
+  ~ScopedEnv() {
+    if (had) {
+      setenv(name.c_str(), saved.c_str(), 1);
+    } else {
+      unsetenv(name.c_str());
+    }
+  }
+};
+
+TEST(engine_cache_without_a_home_folder_is_private_to_the_user) {
+  TempDir tmp;
+  ScopedEnv a("DDAD_RT_CACHE_DIR", nullptr), b("XDG_CACHE_HOME", nullptr), c("HOME", nullptr),
+      d("TMPDIR", tmp.path.c_str());
+  const fs::path mine = tmp.path / ("ddad_rt-" + std::to_string(geteuid()));
+  CHECK(ddad_rt::trt::default_cache_dir() == (mine / "tensorrt").string());
+  struct stat st {};
+  REQUIRE(lstat(mine.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  // Left group/world-writable by an earlier version: made private again.
+  chmod(mine.c_str(), 0777);
+  ddad_rt::trt::default_cache_dir();
+  REQUIRE(lstat(mine.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  // Planted by someone else, or a link: refused, never used.
+  fs::remove_all(mine);
+  fs::create_symlink(tmp.path, mine);
+  CHECK_THROWS_WITH(ddad_rt::trt::default_cache_dir(), std::runtime_error, "not a directory");
+  fs::remove(mine);
+  if (geteuid() == 0) {  // only root can give a folder away
+    fs::create_directory(mine);
+    REQUIRE(chown(mine.c_str(), 65534, 65534) == 0);
+    CHECK_THROWS_WITH(ddad_rt::trt::default_cache_dir(), std::runtime_error, "belongs to user 65534");
+  }
 }
 
 // ---- run-time library loading ---------------------------------------------------------

@@ -1,6 +1,10 @@
 #include "trt/engine_cache.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <cstdio>
@@ -53,7 +57,9 @@ std::string PlanKey::text() const {
     << "precision=" << precision << "\n"
     << "tensorrt_version=" << tensorrt_version << "\n"
     << "compute_capability=" << compute_capability << "\n"
-    << "profiles=" << profiles << "\n";
+    << "profiles=" << profiles << "\n"
+    << "ddad_rt_version=" << ddad_rt_version << "\n"
+    << "build_recipe=" << build_recipe << "\n";
   return s.str();
 }
 
@@ -161,7 +167,38 @@ std::string default_cache_dir() {
   if (const char* home = std::getenv("HOME"); home && *home) {
     return (fs::path(home) / ".cache" / "ddad_rt" / "tensorrt").string();
   }
-  return (fs::temp_directory_path() / "ddad_rt" / "tensorrt").string();
+  // No home folder (a service account, a container): the shared temp folder, in a folder
+  // of this user's own. A shared /tmp/ddad_rt would let any user plant plans.
+  const fs::path mine = fs::temp_directory_path() / ("ddad_rt-" + std::to_string(geteuid()));
+  ensure_private_dir(mine.string());
+  return (mine / "tensorrt").string();
+}
+
+void ensure_private_dir(const std::string& dir) {
+  std::error_code ec;
+  const fs::path path(dir);
+  if (path.has_parent_path()) fs::create_directories(path.parent_path(), ec);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    throw std::runtime_error("cannot create the engine cache folder " + dir + ": " +
+                             std::strerror(errno));
+  }
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw std::runtime_error("the engine cache folder " + dir +
+                             " is not a directory (a symbolic link?): remove it, or set "
+                             "DDAD_RT_CACHE_DIR to a folder of your own");
+  }
+  if (st.st_uid != ::geteuid()) {
+    throw std::runtime_error("the engine cache folder " + dir + " belongs to user " +
+                             std::to_string(st.st_uid) + ", not to this one (" +
+                             std::to_string(::geteuid()) +
+                             "): its plans cannot be trusted; set DDAD_RT_CACHE_DIR to a "
+                             "folder of your own");
+  }
+  if ((st.st_mode & 077) != 0 && ::chmod(dir.c_str(), 0700) != 0) {
+    throw std::runtime_error("cannot make the engine cache folder " + dir + " private: " +
+                             std::strerror(errno));
+  }
 }
 
 }  // namespace ddad_rt::trt

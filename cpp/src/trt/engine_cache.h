@@ -24,6 +24,9 @@ struct PlanKey {
   std::string tensorrt_version;    //!< of the library that builds and runs it, e.g. "10.3.0"
   std::string compute_capability;  //!< of the GPU, e.g. "8.7"
   int profiles = 1;                //!< identical optimisation profiles (one per slot)
+  std::string ddad_rt_version;     //!< of the engine that built it (a release may change
+                                   //!< how graphs are turned into networks)
+  std::string build_recipe;        //!< the builder settings (TF32 off, the fp16 rewrite, ...)
 
   //! The key as text: one "field=value" line per field, in a fixed order.
   std::string text() const;
@@ -59,7 +62,15 @@ CacheEntry read_cache_file(const std::string& path, const std::string& key_text)
 void write_cache_file(const std::string& path, const std::string& key_text,
                       const void* payload, std::size_t size);
 
-//! $DDAD_RT_CACHE_DIR, else $XDG_CACHE_HOME/ddad_rt/tensorrt, else ~/.cache/ddad_rt/tensorrt.
+//! $DDAD_RT_CACHE_DIR, else $XDG_CACHE_HOME/ddad_rt/tensorrt, else ~/.cache/ddad_rt/tensorrt,
+//! else (no home folder) <temp>/ddad_rt-<uid>/tensorrt in a folder private to this user.
+//! A plan is code TensorRT runs: a cache another user can write to would let them choose it.
+//! Throws std::runtime_error when that private folder is owned by someone else or is not a
+//! plain directory.
 std::string default_cache_dir();
+
+//! Creates `dir` (and parents) if needed, owned by this user with mode 0700; refuses one
+//! owned by another user or that is a symbolic link. Throws std::runtime_error.
+void ensure_private_dir(const std::string& dir);
 
 }  // namespace ddad_rt::trt

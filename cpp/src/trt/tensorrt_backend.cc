@@ -377,6 +377,11 @@ void convert_network_to_fp16(nv::INetworkDefinition& net, Fp16Weights& weights) 
 }
 #endif
 
+// How build_plan turns a graph into a network; part of every plan's cache key. Change it
+// with any change to the builder settings, so cached plans built the old way are rebuilt.
+constexpr const char* kBuildRecipe =
+    "v1: TF32 off; fp16 = BuilderFlag::kFP16 (TensorRT 10) or weights to half with Scale "
+    "layers kept fp32 (TensorRT 11); one optimisation profile per slot";
 constexpr int kMaxSlots = 2;  // concurrent calls on the GPU (one profile each); more callers wait
 
 struct BuildRequest {
@@ -498,6 +503,8 @@ class TensorRtBackend final : public Backend {
       key.tensorrt_version = api_->version;
       key.compute_capability = status.compute_capability;
       key.profiles = kMaxSlots;
+      key.ddad_rt_version = DDAD_RT_VERSION;
+      key.build_recipe = kBuildRecipe;
       nets_.emplace(role, load_or_build(bundle, key, channels, timing_key));
     }
     has_dual_ = nets_.count("refine_dual") != 0;
