@@ -237,7 +237,12 @@ Bundle load_bundle(const std::string& dir) {
         bad_field(manifest_path, "precision_checks",
                   "must map each precision to an object with a boolean 'passed'");
       }
-      if (passed->as_bool()) b.validated_precisions.push_back(precision);
+      // fp16 runs on a GPU only: a check counts when it was made there.
+      const json::Value* device = check.find("device");
+      const bool on_gpu = device != nullptr && device->is_string() && device->as_string() == "cuda";
+      if (passed->as_bool() && (precision != "fp16" || on_gpu)) {
+        b.validated_precisions.push_back(precision);
+      }
     }
   }
 

@@ -90,7 +90,7 @@ def cmd_check_precision(a: argparse.Namespace) -> int:
     from ddad_rt.precision import check_precision
 
     r = check_precision(a.bundle, a.data, a.precision, tolerance=a.tolerance,
-                        record=not a.no_record, num_threads=a.threads)
+                        record=not a.no_record, num_threads=a.threads, device=a.device)
     rows = ["score    AUC fp32  AUC " + a.precision + "  delta", "-------  --------  --------  ------"]
     for k, v in r["auc_fp32"].items():
         rows.append(f"{k:<7}  {v:.4f}    {r['auc'][k]:.4f}    {abs(r['auc'][k] - v):.4f}")
@@ -99,7 +99,9 @@ def cmd_check_precision(a: argparse.Namespace) -> int:
     print(f"{a.precision}: max AUC change {r['max_auc_delta']:.4f} (tolerance {r['tolerance']}): "
           f"{verdict} on {r['n_images']} images"
           + ("" if a.no_record else f"; recorded in {Path(a.bundle) / 'manifest.json'}"
-             + (" (precision='auto' will use it on CPUs with native bf16)" if r["passed"] else "")))
+             + ((" (precision='auto' will use it on CPUs with native bf16)"
+                 if a.precision == "bf16" else " (the GPU default is now fp16 for this bundle)")
+                if r["passed"] else "")))
     return EXIT_OK if r["passed"] else EXIT_SOME_FAILED
 
 
@@ -363,7 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "manifest; precision='auto' uses bf16 only for bundles with one.")
     c.add_argument("bundle")
     c.add_argument("--data", required=True, help="Med-AD folder or folder with test/normal and test/abnormal")
-    c.add_argument("--precision", default="bf16", choices=["bf16"])
+    c.add_argument("--precision", default="bf16", choices=["bf16", "fp16"],
+                   help="bf16 (checked on the CPU) or fp16 (on a GPU: --device cuda)")
+    c.add_argument("--device", default=None, choices=["cpu", "cuda"],
+                   help="where to check (default: where the precision runs)")
     c.add_argument("--tolerance", type=float, default=AUC_TOLERANCE,
                    help=f"largest AUC change allowed (default: {AUC_TOLERANCE})")
     c.add_argument("--no-record", action="store_true", help="do not write the result to the manifest")

@@ -43,9 +43,11 @@ class Engine:
         bundle: bundle directory (holding manifest.json).
         device: "auto" (GPU when usable, else CPU; ``info["device_reason"]`` says why),
             "cpu" or "cuda" (raises EngineError naming what is missing when unusable).
-        precision: "default" (fp32 on the CPU, fp16 on a GPU), "fp32" (on a GPU with TF32
-            off), "fp16" (GPU), "bf16" (CPUs with native bf16), or "auto" (CPU: bf16 when the
-            CPU has it and the bundle passed ``ddad-rt check-precision``, else fp32; GPU: fp16).
+        precision: "fp32" (on a GPU with TF32 off), "fp16" (GPU), "bf16" (CPUs with native
+            bf16), or "default"/"auto": a reduced precision only where the bundle records a
+            passed accuracy check for it (``ddad-rt check-precision``) - bf16 on the CPU
+            ("auto" only, on CPUs with native bf16), fp16 on a GPU (a check made on a GPU) -
+            else fp32. ``info["precision_reason"]`` says which and why.
         max_batch: larger batches are split inside the engine; on a GPU the TensorRT engines
             serve every batch from 1 to max_batch.
         num_threads: CPU threads for the backend: 0 = one per CPU this process may use (its

@@ -192,3 +192,16 @@ TEST(symlinked_bundle_files_are_refused) {
   CHECK_THROWS_WITH(load_bundle(t.path()), BundleError, "is a symbolic link");
   fs::remove(real);
 }
+
+TEST(an_fp16_check_counts_only_when_made_on_a_gpu) {
+  TempBundle t;
+  std::string m = t.manifest();
+  m.insert(m.size() - 1, R"(, "precision_checks": {"fp16": {"passed": true, "device": "cpu"},
+                                                  "bf16": {"passed": true, "device": "cpu"}})");
+  t.write("manifest.json", m);
+  CHECK(load_bundle(t.path()).validated_precisions == std::vector<std::string>{"bf16"});
+  m = t.manifest();
+  m.insert(m.size() - 1, R"(, "precision_checks": {"fp16": {"passed": true, "device": "cuda"}})");
+  t.write("manifest.json", m);
+  CHECK(load_bundle(t.path()).validated_precisions == std::vector<std::string>{"fp16"});
+}

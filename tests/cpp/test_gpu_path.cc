@@ -25,6 +25,7 @@
 #include "gpu_health.h"
 #include "testing.h"
 #include "trt/engine_cache.h"
+#include "trt/gpu_precision.h"
 #include "trt/half.h"
 
 namespace fs = std::filesystem;
@@ -567,4 +568,25 @@ TEST(a_dead_gpu_engine_says_so_in_every_later_call) {
   }
   for (auto& c : callers) c.join();
   CHECK(told == 4);
+}
+
+// ---- GPU precision --------------------------------------------------------------------
+
+TEST(gpu_fp16_is_the_default_only_with_a_passed_gpu_check) {
+  using ddad_rt::trt::choose_gpu_precision;
+  ddad_rt::Bundle b;
+  for (const char* requested : {"default", "auto"}) {
+    const auto unchecked = choose_gpu_precision(requested, b);
+    CHECK(unchecked.precision == "fp32");
+    CHECK(contains(unchecked.reason, "no passed fp16 accuracy check made on a GPU"));
+    CHECK(contains(unchecked.reason, "check-precision"));
+  }
+  b.validated_precisions = {"bf16"};  // a CPU check says nothing about fp16
+  CHECK(choose_gpu_precision("default", b).precision == "fp32");
+  b.validated_precisions = {"fp16"};
+  const auto checked = choose_gpu_precision("default", b);
+  CHECK(checked.precision == "fp16" && contains(checked.reason, "passed on a GPU"));
+  CHECK(choose_gpu_precision("fp32", b).precision == "fp32");
+  CHECK(choose_gpu_precision("fp16", ddad_rt::Bundle{}).precision == "fp16");  // asked for
+  CHECK_THROWS_WITH(choose_gpu_precision("bf16", b), ddad_rt::EngineError, "CPU precision");
 }

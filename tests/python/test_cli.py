@@ -171,3 +171,14 @@ def calibrated(trained, tmp_path_factory):
         Image.fromarray(make_image(rng, abnormal=False)[0]).save(calib / f"n{i:03d}.png")
     calibrate(bundle, calib, progress=False, decode_workers=0, num_threads=1)
     return bundle
+
+
+def test_fp16_is_checked_on_a_gpu_only(trained, synth_data, capsys):
+    """An fp16 check made anywhere but on a GPU would vouch for arithmetic it never ran."""
+    from ddad_rt.precision import check_precision
+
+    with pytest.raises(ddad_rt.InputError, match="--device cuda"):
+        check_precision(trained[0], synth_data, "fp16", device="cpu", record=False)
+    assert main(["check-precision", str(trained[0]), "--data", str(synth_data),
+                 "--precision", "fp16", "--device", "cpu", "--no-record"]) == 2
+    assert "fp16 runs on a GPU" in capsys.readouterr().err

@@ -129,8 +129,22 @@ def test_auto_picks_the_gpu_and_says_so(bundle, cache_dir):
     e = ddad_rt.Engine(bundle, device="auto", cache_dir=cache_dir)
     assert e.info["device"] == "cuda"
     assert e.info["device_reason"].startswith("auto: ")
-    assert e.info["precision"] == "fp16"  # the GPU default
+    # No fp16 check recorded: fp32, and the reason says how to record one.
+    assert e.info["precision"] == "fp32" and "check-precision" in e.info["precision_reason"]
     assert ddad_rt.cuda_status()["gpu"] in e.info["device_reason"]
+
+
+def test_fp16_is_the_default_after_a_passed_gpu_check(bundle, synth_data, cache_dir, tmp_path):
+    import shutil
+
+    from ddad_rt.precision import check_precision
+
+    own = tmp_path / "bundle"
+    shutil.copytree(bundle, own)
+    r = check_precision(own, synth_data, "fp16", device="cuda", tolerance=1.0, progress=False)
+    assert r["passed"] and r["device"] == "cuda"
+    e = ddad_rt.Engine(own, device="auto", cache_dir=cache_dir)
+    assert e.info["precision"] == "fp16" and "passed on a GPU" in e.info["precision_reason"]
 
 
 def test_bf16_is_refused_on_the_gpu(bundle, cache_dir):

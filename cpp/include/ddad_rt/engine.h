@@ -21,9 +21,11 @@ class Backend;
 //! How to build an engine.
 struct EngineOptions {
   std::string device = "auto";     //!< "auto" (GPU when usable, else CPU), "cpu" or "cuda"
-  //! "default": fp32 on the CPU, fp16 on a GPU. "fp32" (on a GPU: TF32 off); "fp16" (GPU);
-  //! "bf16" (CPUs with native bf16: AVX512_BF16 or AMX); "auto": on the CPU bf16 where the
-  //! CPU has it natively and the bundle's precision check passed, else fp32; on a GPU fp16.
+  //! "fp32" (on a GPU: TF32 off); "fp16" (GPU); "bf16" (CPUs with native bf16: AVX512_BF16
+  //! or AMX). "default" and "auto": a reduced precision only where the bundle records a
+  //! passed accuracy check for it - on the CPU bf16 (and only where the CPU has it
+  //! natively; "default" is always fp32 there), on a GPU fp16 (a check made on a GPU) -
+  //! else fp32. engine.info()["precision_reason"] says which and why.
   std::string precision = "default";
   std::int64_t max_batch = 64;     //!< larger batches are split inside the engine
   //! CPU threads for the backend: 0 = one per CPU this process may use (affinity mask and

@@ -30,6 +30,7 @@
 #include "gpu_health.h"
 #include "input.h"
 #include "trt/engine_cache.h"
+#include "trt/gpu_precision.h"
 #include "trt/half.h"
 
 #if NV_TENSORRT_MAJOR < 10 || (NV_TENSORRT_MAJOR == 10 && NV_TENSORRT_MINOR < 1)
@@ -481,7 +482,9 @@ class TensorRtBackend final : public Backend {
     std::string problem;
     api_ = load_api(tensorrt_library_dirs(), problem);
     if (!api_) throw EngineError("device='cuda' is unavailable: " + problem);
-    choose_precision(options.precision);
+    const PrecisionChoice choice = choose_gpu_precision(options.precision, bundle);
+    precision_ = choice.precision;
+    precision_reason_ = choice.reason;
     DDAD_CUDA_CHECK(cudaSetDevice(device_));
     cache_dir_ = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
     runtime_.reset(api_->runtime());
@@ -714,20 +717,6 @@ class TensorRtBackend final : public Backend {
       case Score::kRDual: return has_dual_;
       case Score::kRIntra: return has_intra_;
       default: return true;
-    }
-  }
-
-  void choose_precision(const std::string& requested) {
-    if (requested == "bf16") {
-      throw EngineError("precision='bf16' is a CPU precision; on a GPU use 'fp16' (the default) "
-                        "or 'fp32'");
-    }
-    if (requested == "fp32" || requested == "fp16") {
-      precision_ = requested;
-      precision_reason_ = "requested";
-    } else {
-      precision_ = "fp16";
-      precision_reason_ = requested + ": fp16 is the GPU default (fp32 with precision='fp32')";
     }
   }
 
