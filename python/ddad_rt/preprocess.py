@@ -72,6 +72,10 @@ class Decoded:
 #: study are not patient data; PHI_ATTRIBUTES are, and callers drop them unless asked.
 DICOM_UID_ATTRIBUTES = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 PHI_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate")
+MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+#: Colour DICOM, converted to luma as colour PNGs and JPEGs are (secondary captures of films).
+COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420",
+          "PALETTE COLOR")
 
 
 @dataclass
@@ -156,48 +160,91 @@ def _decode_dicom(data: bytes, name: str) -> DecodedFile:
                 raise DecodeError(msg, "not_an_image")
             msg = f"{name}: DICOM without pixel data (e.g. a report or DICOMDIR), nothing to score"
             raise DecodeError(msg, "no_pixel_data")
-        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-        if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper().strip()
+        if photometric not in MONOCHROME and photometric not in COLOUR:
             msg = (f"{name}: DICOM PhotometricInterpretation {photometric} is not supported "
-                   "(ddad_rt models are single-channel grayscale)")
+                   f"(grayscale {', '.join(MONOCHROME)} and colour {', '.join(COLOUR)} are)")
             raise DecodeError(msg, "unsupported")
         try:
-            arr = ds.pixel_array
+            arr = ds.pixel_array  # pydicom 3 converts YBR_* to RGB
         except Exception as e:  # a missing codec, or pixel data that does not decode
-            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-            text = str(e)
-            if "plugin" in text.lower() or "handler" in text.lower():
-                msg = (f"{name}: no decoder for transfer syntax {getattr(syntax, 'name', syntax)} "
-                       "here: pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle (dependencies of ddad-rt)")
-                raise DecodeError(msg, "unsupported") from None
-            msg = f"cannot decode DICOM pixel data of {name} ({type(e).__name__})"
-            raise DecodeError(msg, "corrupt", detail=text[:200]) from None
+            raise _pixel_data_error(ds, e, name) from None
         try:
             frames = int(ds.get("NumberOfFrames", 1) or 1)
         except (TypeError, ValueError):
             msg = f"{name}: DICOM NumberOfFrames is not a number"
             raise DecodeError(msg, "corrupt") from None
-        if frames == 1 and arr.ndim == 2:
+        colour = photometric in COLOUR
+        single = arr.ndim == (3 if colour and photometric != "PALETTE COLOR" else 2)
+        if frames == 1 and single:
             arr = arr[None]
-        if arr.ndim != 3 or arr.shape[0] != frames:
+        expected_rank = 4 if colour and photometric != "PALETTE COLOR" else 3
+        if arr.ndim != expected_rank or arr.shape[0] != frames:
             msg = f"{name}: unexpected DICOM pixel array shape {arr.shape} for {frames} frame(s)"
             raise DecodeError(msg, "unsupported")
-        try:
-            arr = apply_modality_lut(arr, ds)
-            arr = apply_voi_lut(arr, ds, index=0)
-        except Exception as e:  # noqa: BLE001 - malformed rescale, LUT or window attributes
-            msg = f"{name}: malformed DICOM modality LUT, rescale or window ({type(e).__name__})"
-            raise DecodeError(msg, "corrupt") from None
+        if colour:
+            decoded = _dicom_colour_frames(arr, ds, photometric, name)
+        else:
+            try:
+                arr = apply_modality_lut(arr, ds)
+                arr = apply_voi_lut(arr, ds, index=0)
+            except Exception as e:  # noqa: BLE001 - malformed rescale, LUT or window attributes
+                msg = f"{name}: malformed DICOM modality LUT, rescale or window ({type(e).__name__})"
+                raise DecodeError(msg, "corrupt", detail=str(e)[:200]) from None
+            arr = np.asarray(arr, dtype=np.float64)
+            decoded = [Decoded(arr[i], eight_bit=False, monochrome1=photometric == "MONOCHROME1")
+                       for i in range(frames)]
         info = {}
         for key in (*DICOM_UID_ATTRIBUTES, "Modality", *PHI_ATTRIBUTES):
             value = ds.get(key)
             if value is not None and str(value) != "":
                 info[key] = str(value)
-    modality = info.get("Modality")
-    arr = np.asarray(arr, dtype=np.float64)
-    decoded = [Decoded(arr[i], eight_bit=False, monochrome1=photometric == "MONOCHROME1",
-                       modality=modality) for i in range(frames)]
+    for d in decoded:
+        d.modality = info.get("Modality")
     return DecodedFile(decoded, info)
+
+
+def _pixel_data_error(ds, error: Exception, name: str) -> DecodeError:
+    """Why pixel data did not decode: no decoder for its transfer syntax here
+    ("unsupported", with the packages to install), or damaged data ("corrupt")."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None:
+        msg = f"{name}: DICOM without a TransferSyntaxUID in its file meta information"
+        return DecodeError(msg, "corrupt", detail=str(error)[:200])
+    try:
+        from pydicom.pixels import get_decoder
+
+        available = get_decoder(syntax).is_available
+    except Exception:  # noqa: BLE001 - an unknown or missing transfer syntax
+        available = False
+    if not available:
+        msg = (f"{name}: no decoder for transfer syntax {getattr(syntax, 'name', syntax)} "
+               "here: pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg "
+               "pylibjpeg-rle (dependencies of ddad-rt)")
+        return DecodeError(msg, "unsupported", detail=str(error)[:200])
+    msg = (f"cannot decode DICOM pixel data of {name}: the {getattr(syntax, 'name', syntax)} "
+           f"decoder is installed but failed on this data ({type(error).__name__})")
+    return DecodeError(msg, "corrupt", detail=str(error)[:200])
+
+
+def _dicom_colour_frames(arr: np.ndarray, ds, photometric: str, name: str) -> list[Decoded]:
+    """Colour DICOM frames to one channel by the rule colour PNGs and JPEGs follow: RGB (after
+    the colour-space conversion pydicom applies to YBR_*, or the palette lookup), then PIL's
+    luma; 8-bit data stays 8-bit, deeper data is min-max scaled like any other."""
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        try:
+            arr = apply_color_lut(arr, ds)
+        except Exception as e:  # noqa: BLE001 - a malformed or missing palette
+            msg = f"{name}: malformed DICOM palette colour lookup table ({type(e).__name__})"
+            raise DecodeError(msg, "corrupt", detail=str(e)[:200]) from None
+    if arr.dtype == np.uint8:
+        return [Decoded(np.asarray(Image.fromarray(f, "RGB").convert("L")), eight_bit=True)
+                for f in arr]
+    rgb = arr.astype(np.float64)
+    luma = (rgb[..., 0] * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114) / 1000
+    return [Decoded(f, eight_bit=False) for f in luma]
 
 
 def _decode_pil(data: bytes, name: str) -> DecodedFile:
