@@ -12,9 +12,10 @@ retried (rows a retry delivers twice are dropped by the journal).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import partial
 
 import numpy as np
@@ -88,8 +89,11 @@ def _decode_batch(batch: dict, size: tuple[int, int], modality: str | None,
     out = {"path": [], "frame": [], "n_frames": [], "dicom": [], "seconds": [],
            "error_kind": [], "error_msg": []}
     images = []
-    paths = [str(p) for p in batch["path"]]
-    skips = dict(zip(paths, (str(s) for s in batch["skip"])))
+    # One to-do line per file: {"path": ..., "skip": [frames already done]} as ASCII JSON
+    # (file names that are not UTF-8 survive as escapes).
+    todo = [json.loads(str(line)) for line in batch["text"]]
+    paths = [t["path"] for t in todo]
+    skips = {t["path"]: json.dumps(t["skip"]) for t in todo}
     for item in _decoder(size, modality, include_phi, uids, uid_key).decode(paths):
         path = item.path
         done = set(json.loads(skips[path]))
@@ -159,26 +163,52 @@ def cluster_resources(ray) -> tuple[float, float]:
     return float(res.get("CPU", 0)), float(res.get("GPU", 0))
 
 
-def run(ray, *, todo: list[str], done_frames: dict[str, set[int]], bundle: str, device: str,
+#: Files per to-do list part: Ray reads the parts in parallel, in bounded blocks.
+TODO_PART = 50_000
+
+
+def write_todo(folder: Path, todo: Iterable[tuple[str, str]]) -> list[str]:
+    """Writes the to-do list ((path, JSON list of frames done) pairs, streamed) as text files
+    of TODO_PART lines in ``folder`` (on storage every node sees); returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("todo-*.txt"):
+        old.unlink()
+    parts: list[str] = []
+    f = None
+    try:
+        for i, (path, skip) in enumerate(todo):
+            if i % TODO_PART == 0:
+                if f is not None:
+                    f.close()
+                parts.append(str(folder / f"todo-{len(parts):05d}.txt"))
+                f = open(parts[-1], "w", encoding="ascii")  # noqa: SIM115 - closed below
+            f.write(json.dumps({"path": path, "skip": json.loads(skip)}) + "\n")
+    finally:
+        if f is not None:
+            f.close()
+    return parts
+
+
+def run(ray, *, todo_parts: list[str], n_todo: int, bundle: str, device: str,
         threads: int, actors: int, gpus_per_actor: float, batch_size: int,
         size: tuple[int, int], modality: str | None, include_phi: bool, plan: ScoringPlan,
         uids: str = "keep", uid_key: bytes | None = None
         ) -> Iterator[tuple[list[dict], list[dict], list]]:
     """Streams (rows, error rows, pictures) batch by batch; pictures are (relative path,
-    callable returning the bytes, row, column) as the local writer expects."""
-    if not todo:
+    callable returning the bytes, row, column) as the local writer expects. The files to
+    screen are read by Ray from ``todo_parts`` (write_todo): the driver never holds them."""
+    if not n_todo:
         return
-    items = [{"path": p, "skip": json.dumps(sorted(done_frames.get(p, ())))} for p in todo]
     decode_kwargs = {"size": tuple(size), "modality": modality, "include_phi": include_phi,
                      "uids": uids, "uid_key": uid_key}
-    yield from _stream(ray, items, bundle, device, threads, actors, gpus_per_actor,
-                       batch_size, decode_kwargs, plan)
+    yield from _stream(ray, todo_parts, n_todo, bundle, device, threads, actors,
+                       gpus_per_actor, batch_size, decode_kwargs, plan)
 
 
-def _stream(ray, items, bundle, device, threads, actors, gpus_per_actor, batch_size,
-            decode_kwargs, plan):
-    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // DECODE_BATCH,
-                                                                     4096)))
+def _stream(ray, todo_parts, n_todo, bundle, device, threads, actors, gpus_per_actor,
+            batch_size, decode_kwargs, plan):
+    ds = ray.data.read_text(todo_parts, encoding="ascii",
+                            override_num_blocks=max(1, min(n_todo // DECODE_BATCH, 4096)))
     ds = ds.map_batches(_decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",
                         num_cpus=CPU_SHARE,
                         fn_kwargs=decode_kwargs)

@@ -17,6 +17,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ddad_rt.screen.index import RunIndex
+
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
 ERRORS_CSV = "errors.csv"
@@ -87,13 +89,11 @@ class Journal:
         self.fields = fields
         self.torn = 0
         self.n_rows = 0
-        #: (path -> frames done, path -> frame count): what a rerun skips. The rows
-        #: themselves stay on disk (iter_rows), so memory does not grow with the images.
-        self.frames: dict[str, set[int]] = {}
-        self.counts: dict[str, int] = {}
-        self.errors: list[dict] = []
-        self._error_paths: set[str] = set()
         self._own_lock = lock_out(out) if lock is None else None
+        #: Which (file, frame) pairs are done and the error rows, on disk (RunIndex): the
+        #: rows themselves stay in the journal (iter_rows), so memory does not grow with
+        #: the archive.
+        self.index = RunIndex(out)
         self._recover()
         # Open for the journal's lifetime; close() syncs and closes them.
         self._jsonl = open(out / RESULTS_JSONL, "a", **TEXT)  # noqa: SIM115
@@ -124,7 +124,8 @@ class Journal:
                             # here on is redone rather than trusted.
                             break
                         good += len(raw)
-                        if self._add(key, n_frames):
+                        if self.index.add_frames([{"path": key[0], "frame": key[1],
+                                                   "n_frames": n_frames}]):
                             self.n_rows += 1
                             csv_out.write(_csv_line(self.fields, row))
                 if good < jsonl.stat().st_size:
@@ -137,22 +138,10 @@ class Journal:
         tmp.replace(self.out / RESULTS_CSV)
         if errors.is_file():
             with open(errors, newline="", **TEXT) as f:
-                rows = list(csv.DictReader(f))
-            self.errors = [e for e in rows if e.get("path") and e.get("reason")]
-            self._error_paths = {e["path"] for e in self.errors}
-
-    def _add(self, key: tuple[str, int], n_frames: int) -> bool:
-        """Records (path, frame) as done; False when it already was."""
-        frames = self.frames.setdefault(key[0], set())
-        if key[1] in frames:
-            return False
-        frames.add(key[1])
-        self.counts[key[0]] = n_frames
-        return True
-
-    def done(self) -> tuple[dict[str, set[int]], dict[str, int], set[str]]:
-        """(frames done per path, frame count per path, paths with an error row)."""
-        return self.frames, self.counts, self._error_paths
+                self.index.add_errors({"path": e["path"], "reason": e["reason"],
+                                       "message": e.get("message") or ""}
+                                      for e in csv.DictReader(f)
+                                      if e.get("path") and e.get("reason"))
 
     @staticmethod
     def _sync(f) -> None:
@@ -161,14 +150,10 @@ class Journal:
 
     def write(self, rows: Iterable[dict], errors: Iterable[dict]) -> None:
         """Appends rows and error rows: the journal first (synced), then the CSV files."""
-        # A row already in the journal (a batch a restarted worker scored twice) is dropped.
-        rows = [r for r in rows if self._add((r["path"], int(r["frame"])), int(r["n_frames"]))]
-        fresh = []
-        for e in errors:  # one row per path, however often a retried task reports it
-            if e["path"] not in self._error_paths:
-                self._error_paths.add(e["path"])
-                fresh.append(e)
-        errors = fresh
+        # A row already in the journal (a batch a restarted worker scored twice) is dropped,
+        # and so is a second error row for a path.
+        rows = self.index.add_frames(rows)
+        errors = self.index.add_errors(errors)
         if rows:
             self._jsonl.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows))
             self._sync(self._jsonl)
@@ -178,17 +163,19 @@ class Journal:
         if errors:
             self._err.write("".join(_csv_line(ERROR_FIELDS, e) for e in errors))
             self._sync(self._err)
-            self.errors.extend(errors)
 
-    def forget_errors(self, paths: set[str]) -> None:
-        """Drops the error rows of ``paths`` (to retry them), rewriting errors.csv."""
-        self.errors = [e for e in self.errors if e["path"] not in paths]
-        self._error_paths -= paths
+    def forget_errors(self) -> int:
+        """Drops every error row (to retry those files), emptying errors.csv; returns how
+        many there were."""
+        n = self.index.forget_errors()
         self._err.close()
-        write_csv(self.out / ERRORS_CSV, ERROR_FIELDS, self.errors)
+        write_csv(self.out / ERRORS_CSV, ERROR_FIELDS, [])
         self._err = open(self.out / ERRORS_CSV, "a", newline="", **TEXT)  # noqa: SIM115
+        return n
 
     def close(self) -> None:
+        """Syncs and closes the files (the index stays open for the run's final outputs:
+        close it with ``index.close()``)."""
         for f in (self._jsonl, self._csv, self._err):
             if not f.closed:
                 f.flush()
@@ -230,6 +217,13 @@ def iter_rows(out: Path) -> Iterator[dict]:
 
 
 def write_csv(path: Path, fields: list[str], rows: Iterable[dict]) -> None:
-    """Writes a whole CSV file atomically."""
-    header = _csv_line(fields, dict(zip(fields, fields)))
-    atomic_write(path, header + "".join(_csv_line(fields, r) for r in rows))
+    """Writes a whole CSV file atomically, streaming ``rows`` (an archive's millions of
+    error rows are never one string)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", **TEXT) as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)

@@ -28,8 +28,8 @@ INTENDED_USE = (
 
 @dataclass
 class Tally:
-    """What the report and studies.csv need from the result rows, gathered in one pass
-    over the journal (rows are never all in memory).
+    """What the report needs from the result rows, gathered in one pass over the journal
+    (rows are never all in memory; studies are aggregated in the run index, on disk).
 
     Attributes:
         images: result rows.
@@ -37,8 +37,8 @@ class Tally:
         flagged: flagged rows.
         scores: every row's flagged-on score (8 bytes per image).
         top: the most anomalous rows, most anomalous first.
-        studies: one row per study (DICOM StudyInstanceUID, else the file): the maximum
-            score over its images, flagged when above the threshold; most anomalous first.
+        studies: studies (DICOM StudyInstanceUID, else the file); flagged_studies: those
+            whose highest score is above the threshold.
     """
 
     images: int = 0
@@ -46,17 +46,28 @@ class Tally:
     flagged: int = 0
     scores: array = field(default_factory=lambda: array("d"))
     top: list[dict] = field(default_factory=list)
-    studies: list[dict] = field(default_factory=list)
+    studies: int = 0
+    flagged_studies: int = 0
+
+
+@dataclass
+class ErrorSummary:
+    """The error rows the report shows: how many, by reason, and the first few."""
+
+    total: int
+    by_reason: dict[str, int]
+    first: list[dict]
 
 
 def _top_key(r: dict) -> tuple:
     return (-r["score"], r["path"], r["frame"])
 
 
-def tally(rows: Iterable[dict], threshold: float | None, top_n: int) -> Tally:
-    """One pass over the result rows: counts, scores, the top ``top_n`` and the studies."""
+def tally(rows: Iterable[dict], threshold: float | None, top_n: int, index) -> Tally:
+    """One pass over the result rows: counts, scores, the top ``top_n``; each row is added
+    to its study in ``index`` (a ddad_rt.screen.index.RunIndex), whose studies() then
+    streams studies.csv."""
     t = Tally()
-    studies: dict[str, dict] = {}
     for r in rows:
         t.images += 1
         t.files += int(r["frame"]) == 0
@@ -66,30 +77,10 @@ def tally(rows: Iterable[dict], threshold: float | None, top_n: int) -> Tally:
             t.top.append(r)
             if len(t.top) > 4 * top_n + 64:
                 t.top = sorted(t.top, key=_top_key)[:top_n]
-        _add_to_study(studies, r)
+        index.add_to_study(r)
     t.top = sorted(t.top, key=_top_key)[:max(top_n, 0)]
-    t.studies = _finish_studies(studies, threshold)
+    t.studies, t.flagged_studies = index.study_counts(threshold)
     return t
-
-
-def _add_to_study(studies: dict[str, dict], r: dict) -> None:
-    sid = r.get("study_uid") or r["path"]
-    s = studies.get(sid)
-    if s is None:
-        s = studies[sid] = {"study": sid, "study_uid": r.get("study_uid", ""),
-                            "n_images": 0, "n_flagged": 0, "score": r["score"],
-                            "flag": False, "top_path": r["path"], "top_frame": r["frame"]}
-    s["n_images"] += 1
-    s["n_flagged"] += bool(r["flag"])
-    # The highest score; ties go to the first (path, frame), whatever order rows came in.
-    if (-r["score"], r["path"], r["frame"]) < (-s["score"], s["top_path"], s["top_frame"]):
-        s["score"], s["top_path"], s["top_frame"] = r["score"], r["path"], r["frame"]
-
-
-def _finish_studies(studies: dict[str, dict], threshold: float | None) -> list[dict]:
-    for s in studies.values():
-        s["flag"] = threshold is not None and s["score"] > threshold
-    return sorted(studies.values(), key=lambda s: (-s["score"], s["study"]))
 
 
 def _histogram_svg(scores: np.ndarray, threshold: float | None, key: str) -> str:
@@ -175,7 +166,7 @@ def _kv(rows: list[tuple[str, object]]) -> str:
     ) + "</table>"
 
 
-def write_report(path: Path, *, engine, manifest: dict, tallied: Tally, errors: list[dict],
+def write_report(path: Path, *, engine, manifest: dict, tallied: Tally, errors: ErrorSummary,
                  summary, key: str, map_scale, split: str, total_seconds: float) -> None:
     """Writes report.html (atomically)."""
     info = engine.info
@@ -244,16 +235,14 @@ def write_report(path: Path, *, engine, manifest: dict, tallied: Tally, errors: 
         out.append("</tbody></table>")
     else:
         out.append("<p>No images were scored.</p>")
-    out.append(f"<h2>Errors ({len(errors)} files)</h2>")
-    if errors:
-        counts: dict[str, int] = {}
-        for e in errors:
-            counts[e["reason"]] = counts.get(e["reason"], 0) + 1
-        out.append(_kv(sorted(counts.items())))
-        out.append("<p>Every file and its reason is in errors.csv; the first 50:</p>"
+    out.append(f"<h2>Errors ({errors.total} files)</h2>")
+    if errors.total:
+        out.append(_kv(sorted(errors.by_reason.items())))
+        out.append(f"<p>Every file and its reason is in errors.csv; the first "
+                   f"{len(errors.first)}:</p>"
                    "<table id=errors><thead><tr><th>file</th><th>reason</th><th>message</th>"
                    "</tr></thead><tbody>")
-        for e in errors[:50]:
+        for e in errors.first:
             out.append(f"<tr><td class=path>{html.escape(e['path'])}</td><td>"
                        f"{html.escape(e['reason'])}</td><td>{html.escape(e['message'])}</td></tr>")
         out.append("</tbody></table>")

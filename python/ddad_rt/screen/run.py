@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -24,13 +26,15 @@ from ddad_rt.errors import InputError
 from ddad_rt.screen import journal as jr
 from ddad_rt.screen import uids
 from ddad_rt.screen.decode import Decoder, decode_item
-from ddad_rt.screen.inputs import list_inputs
+from ddad_rt.screen.inputs import check_inputs, iter_inputs
 from ddad_rt.screen.scoring import Frame, ScoringPlan, columns, render, score_frames
 
 OVERLAYS = ("flagged", "all", "none")
 STUDY_FIELDS = ["study", "study_uid", "n_images", "n_flagged", "score", "flag", "top_path",
                 "top_frame"]
 
+#: Where a Ray run writes its to-do list for the cluster to read (removed when done).
+TODO_FOLDER = ".ddad-rt-todo"
 #: Most decoder processes started by default (each holds its own Python and codecs).
 MAX_DEFAULT_DECODERS = 16
 
@@ -238,29 +242,32 @@ def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
     try:
         run = _set_up(bundle, inputs, out, o)
         journal = jr.Journal(out, columns(run.keys, o.include_phi), lock=lock)
-        todo, skipped, new_problems = _what_to_do(journal, run.paths, run.listing_problems, o)
-        _prepare_folders(out, o)
-        tally = _Tally(skipped=skipped)
-        writer = _Writer(journal, out)
-        writer.start()
-        bar = _progress_bar(len(todo)) if progress else None
-        t_run = time.perf_counter()
         try:
-            if new_problems:
-                writer.put([], new_problems, [])
-            if run.ray is not None:
-                _screen_on_ray(run, o, todo, journal.frames, writer, bar, tally)
-            else:
-                _screen_locally(run, o, todo, journal.frames, writer, bar, tally)
-        finally:
-            if bar is not None:
-                bar.close()
+            n_todo, skipped, new_problems = _plan_todo(journal, inputs, out, o, progress)
+            _prepare_folders(out, o)
+            tally = _Tally(skipped=skipped)
+            writer = _Writer(journal, out)
+            writer.start()
+            bar = _progress_bar(n_todo) if progress else None
+            t_run = time.perf_counter()
             try:
-                writer.finish()
+                if new_problems:
+                    writer.put([], new_problems, [])
+                if run.ray is not None:
+                    _screen_on_ray(run, o, journal.index, n_todo, out, writer, bar, tally)
+                else:
+                    _screen_locally(run, o, journal.index, writer, bar, tally)
             finally:
-                journal.close()
-        tally.seconds = time.perf_counter() - t_run
-        return _finish(run, o, out, journal, tally, t_start)
+                if bar is not None:
+                    bar.close()
+                try:
+                    writer.finish()
+                finally:
+                    journal.close()
+            tally.seconds = time.perf_counter() - t_run
+            return _finish(run, o, out, journal.index, tally, t_start)
+        finally:
+            journal.index.close()
     finally:
         lock.close()
 
@@ -279,8 +286,6 @@ class _Run:
     map_scale: float | None
     modality: str | None
     plan: ScoringPlan
-    paths: list
-    listing_problems: list[tuple[str, str]]
     split: str
     decode_workers: int
     ray: object | None = None
@@ -314,8 +319,7 @@ def _set_up(bundle, inputs, out: Path, o: ScreenOptions) -> _Run:
     operating point, and records the run's settings in run.json (checked on resume)."""
     from ddad_rt.engine import Engine
 
-    listing_problems: list[tuple[str, str]] = []
-    paths = list_inputs(inputs, skip=out, problems=listing_problems)
+    check_inputs(inputs)  # a mistyped argument fails now, not after the engine loads
     d_workers, e_threads = default_split()
     d_workers = d_workers if o.decode_workers is None else o.decode_workers
     e_threads = e_threads if o.engine_threads is None else o.engine_threads
@@ -360,7 +364,7 @@ def _set_up(bundle, inputs, out: Path, o: ScreenOptions) -> _Run:
     plan = _scoring_plan(o, key, keys, threshold, op_name, map_scale, info["bundle_identity"])
     return _Run(engine=engine, manifest=manifest, keys=keys, key=key, threshold=threshold,
                 op_name=op_name, notes=notes, map_scale=map_scale, modality=modality, plan=plan,
-                paths=paths, listing_problems=listing_problems, split=split,
+                split=split,
                 decode_workers=d_workers, ray=ray, ray_args=ray_args)
 
 
@@ -413,22 +417,35 @@ def _connect_ray(bundle, o: ScreenOptions):
     return ray, args, split
 
 
-def _what_to_do(journal: jr.Journal, paths, listing_problems, o: ScreenOptions):
-    """(files to screen, files already done, error rows for folders that could not be
-    listed) after what the journal says is done."""
-    done_frames, done_counts, error_paths = journal.done()
-    if o.retry_errors and error_paths:
-        journal.forget_errors(set(error_paths))
-        error_paths = journal.done()[2]
-    new_problems = [{"path": p, "reason": "unreadable", "message": m}
-                    for p, m in listing_problems if p not in error_paths]
-    todo, skipped = [], 0
-    for p in map(str, paths):
-        if p in error_paths or (p in done_counts and len(done_frames[p]) >= done_counts[p]):
+def _plan_todo(journal: jr.Journal, inputs, out: Path, o: ScreenOptions, progress: bool):
+    """Walks the inputs once, lazily, into the run index's to-do list (files not done yet,
+    in input order; a file listed twice counts once): (files to screen, files already done,
+    error rows for folders that could not be listed)."""
+    index = journal.index
+    if o.retry_errors:
+        journal.forget_errors()
+    problems: list[tuple[str, str]] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="listing", unit="file", dynamic_ncols=True, file=sys.stderr, leave=False)
+    n_todo = skipped = 0
+    for p in map(str, iter_inputs(inputs, skip=out, problems=problems,
+                                  first_sight=index.first_sight)):
+        state = index.state(p)
+        if state in ("done", "error"):
             skipped += 1
         else:
-            todo.append(p)
-    return todo, skipped, new_problems
+            index.add_todo(p, json.dumps(index.done_frames(p)) if state == "partial" else "[]")
+            n_todo += 1
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    new_problems = [{"path": p, "reason": "unreadable", "message": m}
+                    for p, m in problems if index.state(p) != "error"]
+    return n_todo, skipped, new_problems
 
 
 def _prepare_folders(out: Path, o: ScreenOptions) -> None:
@@ -445,11 +462,18 @@ def _prepare_folders(out: Path, o: ScreenOptions) -> None:
 ERROR_BATCH = 512
 
 
-def _screen_locally(run: _Run, o: ScreenOptions, todo: list[str], done_frames, writer: _Writer,
-                    bar, tally: _Tally) -> None:
+def _screen_locally(run: _Run, o: ScreenOptions, index, writer: _Writer, bar,
+                    tally: _Tally) -> None:
     """Decoder processes -> batches of frames -> the engine -> the writer thread."""
     pending: list[Frame] = []
     errors: list[dict] = []
+    skips: dict[str, set[int]] = {}  # frames already done, for the few partly done files
+
+    def todo() -> Iterator[str]:
+        for path, skip in index.todo():
+            if skip != "[]":
+                skips[path] = set(json.loads(skip))
+            yield path
 
     def flush() -> None:
         rows, pictures = score_frames(run.engine, run.plan, pending) if pending else ([], [])
@@ -462,7 +486,8 @@ def _screen_locally(run: _Run, o: ScreenOptions, todo: list[str], done_frames, w
     decode_one = partial(decode_item, size=run.engine.image_size, modality=run.modality,
                          include_phi=o.include_phi, uids=o.uids, uid_key=o.uid_key)
     with Decoder(decode_one, workers=run.decode_workers) as dec:
-        for item in dec.decode(todo):
+        for item in dec.decode(todo()):
+            already = skips.pop(item.path, ())
             if item.error:
                 kind, message = item.error
                 errors.append({"path": item.path, "reason": kind,
@@ -470,7 +495,6 @@ def _screen_locally(run: _Run, o: ScreenOptions, todo: list[str], done_frames, w
                 if len(errors) >= ERROR_BATCH:
                     flush()
             else:
-                already = done_frames.get(item.path, set())
                 for frame, img in item.frames:
                     if frame not in already:
                         pending.append(Frame(item.path, frame, item.n_frames, item.dicom,
@@ -484,15 +508,17 @@ def _screen_locally(run: _Run, o: ScreenOptions, todo: list[str], done_frames, w
         flush()
 
 
-def _screen_on_ray(run: _Run, o: ScreenOptions, todo: list[str], done_frames,
+def _screen_on_ray(run: _Run, o: ScreenOptions, index, n_todo: int, out: Path,
                    writer: _Writer, bar, tally: _Tally) -> None:
-    """Ray Data decoding tasks -> an actor pool of engines -> this process's writer."""
+    """Ray Data decoding tasks -> an actor pool of engines -> this process's writer. The
+    to-do list goes to the cluster as files in ``out`` (which every node sees)."""
     from ddad_rt.screen import distributed
 
     a = run.ray_args
-    remaining: dict[str, int] = {}
+    parts = distributed.write_todo(out / TODO_FOLDER, index.todo())
+    remaining: dict[str, int] = {}  # frames still to come, for files with rows in flight
     for rows, errors, pictures in distributed.run(
-            run.ray, todo=todo, done_frames=done_frames, bundle=a["bundle"], device=o.device,
+            run.ray, todo_parts=parts, n_todo=n_todo, bundle=a["bundle"], device=o.device,
             threads=a["threads"], actors=a["actors"], gpus_per_actor=a["gpus_per_actor"],
             batch_size=o.batch_size, size=run.engine.image_size, modality=run.modality,
             include_phi=o.include_phi, uids=o.uids, uid_key=o.uid_key, plan=run.plan):
@@ -502,7 +528,7 @@ def _screen_on_ray(run: _Run, o: ScreenOptions, todo: list[str], done_frames,
         for r in rows:  # a file is done when its last missing frame arrives
             left = remaining.get(r["path"])
             if left is None:
-                left = r["n_frames"] - len(done_frames.get(r["path"], ()))
+                left = r["n_frames"] - len(index.done_frames(r["path"]))
             remaining[r["path"]] = left - 1
             if left - 1 <= 0:
                 finished += 1
@@ -510,36 +536,34 @@ def _screen_on_ray(run: _Run, o: ScreenOptions, todo: list[str], done_frames,
         if bar is not None:
             bar.update(finished)
             bar.set_postfix(flagged=tally.flagged, errors=tally.errors, refresh=False)
+    shutil.rmtree(out / TODO_FOLDER, ignore_errors=True)
 
 
-def _finish(run: _Run, o: ScreenOptions, out: Path, journal: jr.Journal, tally: _Tally,
+def _finish(run: _Run, o: ScreenOptions, out: Path, index, tally: _Tally,
             t_start: float) -> ScreenSummary:
-    """The run's final files, computed from what is on disk: errors.csv in path order,
-    studies.csv, report.html and summary.json."""
+    """The run's final files, computed from what is on disk and streamed (nothing grows with
+    the archive): errors.csv in path order, studies.csv, report.html and summary.json."""
+    from ddad_rt.screen.report import ErrorSummary, write_report
     from ddad_rt.screen.report import tally as tally_rows
-    from ddad_rt.screen.report import write_report
 
     # Ray delivers errors in completion order: one order for every run.
-    errors = sorted(journal.errors, key=lambda e: e["path"])
-    jr.write_csv(out / jr.ERRORS_CSV, jr.ERROR_FIELDS, errors)
-    tallied = tally_rows(jr.iter_rows(out), run.threshold, o.top_n)
-    studies = tallied.studies
-    jr.write_csv(out / jr.STUDIES_CSV, STUDY_FIELDS, studies)
-    by_reason: dict[str, int] = {}
-    for e in errors:
-        by_reason[e["reason"]] = by_reason.get(e["reason"], 0) + 1
+    jr.write_csv(out / jr.ERRORS_CSV, jr.ERROR_FIELDS, index.errors())
+    tallied = tally_rows(jr.iter_rows(out), run.threshold, o.top_n, index)
+    jr.write_csv(out / jr.STUDIES_CSV, STUDY_FIELDS, index.studies(run.threshold))
+    by_reason = index.error_counts()
+    n_errors = sum(by_reason.values())
     summary = ScreenSummary(
-        out=str(out), files=len(journal.frames.keys() | {e["path"] for e in errors}),
-        images=tallied.images, flagged=tallied.flagged, errors=len(errors),
-        studies=len(studies), flagged_studies=sum(bool(s["flag"]) for s in studies),
+        out=str(out), files=index.n_files(), images=tallied.images, flagged=tallied.flagged,
+        errors=n_errors, studies=tallied.studies, flagged_studies=tallied.flagged_studies,
         skipped_done=tally.skipped, seconds=tally.seconds,
         images_per_second=tally.images / tally.seconds if tally.seconds > 0 else 0.0,
         calibrated=run.threshold is not None and o.threshold is None,
         operating_point=run.op_name, threshold=run.threshold, score=run.key,
         report=str(out / "report.html"), errors_by_reason=by_reason, notes=run.notes)
+    first_errors = [e for _, e in zip(range(50), index.errors())]
     write_report(out / "report.html", engine=run.engine, manifest=run.manifest,
-                 tallied=tallied, errors=errors, summary=summary, key=run.key,
-                 map_scale=run.map_scale, split=run.split,
+                 tallied=tallied, errors=ErrorSummary(n_errors, by_reason, first_errors),
+                 summary=summary, key=run.key, map_scale=run.map_scale, split=run.split,
                  total_seconds=time.perf_counter() - t_start)
     jr.atomic_write(out / "summary.json", json.dumps(asdict(summary), indent=2) + "\n")
     return summary
