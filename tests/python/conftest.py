@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +12,24 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+#: Under CI (CI=true) a missing test dependency fails the test: a skip there would hide it.
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, why: str) -> None:
+    """Skips a test whose dependency is missing - or, under CI, fails it."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and {why}", pytrace=False)
+    pytest.skip(why)
+
+
 def shared_dataset(name: str) -> Path:
-    """Path to ../shared/data/NAME, skipping the test when it is absent."""
+    """Path to ../shared/data/NAME; skips the test when it is absent (fails it under CI)."""
     path = SHARED_DATA / name
-    if not (path / "data.json").is_file():
-        pytest.skip(f"{path} not found: real-image tests need ../shared/data beside the checkout")
+    require((path / "data.json").is_file(),
+            f"{path} not found: real-image tests need ../shared/data beside the checkout")
     return path
 
 

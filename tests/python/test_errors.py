@@ -185,3 +185,18 @@ def test_one_bundle_error_class_for_every_bundle_path(tmp_path):
     assert ddad_rt.bundle.BundleError is ddad_rt.BundleError
     with pytest.raises(ddad_rt.BundleError, match="bundle file missing"):
         ddad_rt.bundle.read_manifest(tmp_path)
+
+
+def test_import_ddad_rt_loads_no_torch():
+    """The inference library must install and import without PyTorch (DESIGN.md): a fresh
+    interpreter imports ddad_rt and every inference module, and torch is not among them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ddad_rt, ddad_rt.cli, ddad_rt.screen, ddad_rt.calibrate, "
+            "ddad_rt.precision, ddad_rt.evaluate\n"
+            "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', "
+            "'ddad_train')))\n"
+            "print(','.join(bad))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "", r.stdout

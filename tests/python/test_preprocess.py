@@ -49,7 +49,7 @@ def test_non_uint8_array_is_min_max_scaled():
 
 
 def make_dicom(pixels: np.ndarray, photometric: str, slope=1.0, intercept=0.0, window=None) -> bytes:
-    pydicom = pytest.importorskip("pydicom")
+    import pydicom  # a dependency of ddad-rt
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -115,7 +115,6 @@ def test_errors_name_the_file(tmp_path):
 
 
 def test_multi_frame_dicom_gives_every_frame_each_min_max_scaled(rng):
-    pytest.importorskip("pydicom")
     from dicom_files import make_dicom
 
     from ddad_rt.preprocess import DecodeError, decode_file
@@ -138,7 +137,6 @@ def test_colour_dicom_follows_the_colour_png_rule(tmp_path, rng):
     """One rule for colour, whatever the container: RGB (after YBR conversion or the palette
     lookup), then PIL's luma. A colour DICOM secondary capture of a grey film used to be
     refused while the same pixels as a colour PNG were screened."""
-    pytest.importorskip("pydicom")
     import pydicom
     from ddad_rt.preprocess import decode_file, to_model_input
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -165,7 +163,7 @@ def test_pydicoms_own_test_files_are_decoded_or_named_rightly():
     """pydicom's 176 test files: no crash; every colour image (RGB, YBR_*, PALETTE COLOR)
     decodes or is damaged, never refused as unsupported; damaged data that an installed
     decoder rejects is "corrupt", not "no decoder here: pip install"."""
-    pydicom = pytest.importorskip("pydicom")
+    import pydicom  # a dependency of ddad-rt
     from ddad_rt.preprocess import COLOUR, DecodeError, decode_file
 
     root = Path(pydicom.data.__file__).parent / "test_files"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import shared_dataset
+from conftest import require, shared_dataset
 
 TOP_N = 30
 
@@ -14,9 +14,9 @@ TOP_N = 30
 def chromium_driver():
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
-    webdriver = pytest.importorskip("selenium.webdriver")
+    require(bool(chromium and driver),
+            "needs Debian's chromium and chromium-driver (.ci/run installs them)")
+    from selenium import webdriver  # the test extra: a hard dependency of the tests
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()

@@ -18,7 +18,7 @@ import pytest
 from dicom_files import make_dicom, write
 from PIL import Image
 
-pydicom = pytest.importorskip("pydicom")
+import pydicom  # a dependency of ddad-rt, never skipped
 
 PATIENT = "Doe^Jane"
 PATIENT_ID = "PID-12345"
@@ -752,3 +752,40 @@ def test_screening_input_equals_the_training_loader(synth_data):
     for path, expected in zip(ts.normal + ts.unlabeled, udm):
         (frame,) = decode_item(str(path), (32, 32)).frames
         np.testing.assert_array_equal(frame[1], expected)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux file names are bytes")
+def test_hostile_file_names_are_inert_in_the_report(mr_bundle, tmp_path):
+    """A file named like markup, with quotes, or with bytes that are not UTF-8 is shown as
+    text: report.html stays valid UTF-8 and holds no element the archive chose."""
+    from html.parser import HTMLParser
+
+    src = tmp_path / "in"
+    src.mkdir()
+    names = ['<script>alert(1).png', 'quote"s \'and\' <b>.png',
+             os.fsdecode(b"M\xfcller<img src=x onerror=alert(2)>.png")]
+    for name, img in zip(names, synth_images(3, seed=12, abnormal_every=1)):
+        Image.fromarray(img).save(src / name)
+    (src / "<iframe src=evil>.png").write_bytes(b"not an image")  # an error row too
+    out = tmp_path / "out"
+    r = run_cli("screen", mr_bundle, src, "--out", out, "--no-progress", "--overlays", "all",
+                "--threshold", "0")
+    assert r.returncode == 1, r.stderr
+    raw = (out / "report.html").read_bytes()
+    text = raw.decode("utf-8")  # strict: valid UTF-8
+
+    class Tags(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags = set()
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.add(tag)
+            assert not any(k.startswith("on") for k, _ in attrs), attrs
+
+    parser = Tags()
+    parser.feed(text)
+    assert not parser.tags & {"script", "iframe", "b"}, parser.tags
+    assert "&lt;script&gt;alert(1).png" in text
+    assert "M\\xfcller&lt;img src=x onerror=alert(2)&gt;.png" in text
+    assert len(read_rows(out)) == 3

@@ -160,9 +160,17 @@ img.ov{display:block;width:320px;height:auto;image-rendering:auto}
 """
 
 
+def _text(value: str) -> str:
+    """HTML text of a string from the archive: markup escaped (a file may be named
+    "<script>...") and bytes that are not UTF-8 (surrogate escapes of a Latin-1 name) shown
+    as \\xNN, so the report stays valid UTF-8 and shows the name as it is on disk."""
+    shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return html.escape(shown, quote=True)
+
+
 def _kv(rows: list[tuple[str, object]]) -> str:
     return "<table class=kv>" + "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows
+        f"<tr><th>{_text(k)}</th><td>{_text(str(v))}</td></tr>" for k, v in rows
     ) + "</table>"
 
 
@@ -226,11 +234,11 @@ def write_report(path: Path, *, engine, manifest: dict, tallied: Tally, errors: 
                    "</tr></thead><tbody>")
         for i, r in enumerate(top, 1):
             uri = uris.get((r["path"], int(r["frame"])))
-            img = (f"<img class=ov alt='overlay of {html.escape(Path(r['path']).name)}' src='{uri}'>"
+            img = (f"<img class=ov alt='overlay of {_text(Path(r['path']).name)}' src='{uri}'>"
                    if uri else "(image no longer readable)")
             flag = "<span class=flag>flagged</span>" if r["flag"] else ""
-            out.append(f"<tr><td>{i}</td><td>{img}</td><td class=path>{html.escape(r['path'])}</td>"
-                       f"<td>{r['frame']}</td><td class=path>{html.escape(r.get('study_uid') or '')}</td>"
+            out.append(f"<tr><td>{i}</td><td>{img}</td><td class=path>{_text(r['path'])}</td>"
+                       f"<td>{r['frame']}</td><td class=path>{_text(r.get('study_uid') or '')}</td>"
                        f"<td>{r['score']:.6g}</td><td>{flag}</td></tr>")
         out.append("</tbody></table>")
     else:
@@ -243,12 +251,12 @@ def write_report(path: Path, *, engine, manifest: dict, tallied: Tally, errors: 
                    "<table id=errors><thead><tr><th>file</th><th>reason</th><th>message</th>"
                    "</tr></thead><tbody>")
         for e in errors.first:
-            out.append(f"<tr><td class=path>{html.escape(e['path'])}</td><td>"
-                       f"{html.escape(e['reason'])}</td><td>{html.escape(e['message'])}</td></tr>")
+            out.append(f"<tr><td class=path>{_text(e['path'])}</td><td>"
+                       f"{_text(e['reason'])}</td><td>{_text(e['message'])}</td></tr>")
         out.append("</tbody></table>")
     else:
         out.append("<p>None.</p>")
     out.append("</body></html>\n")
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(out), encoding="utf-8", errors="surrogateescape")
+    tmp.write_text("".join(out), encoding="utf-8", errors="backslashreplace")
     tmp.replace(path)
