@@ -73,6 +73,12 @@ class Decoded:
 DICOM_UID_ATTRIBUTES = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 PHI_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate")
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+#: Decompression-bomb limits: a few bytes of a crafted header can announce billions of
+#: pixels. The largest real images (mammography, whole-body CR) are ~40 Mpixel a frame;
+#: cine and tomosynthesis series hold hundreds to a few thousand frames.
+MAX_FRAME_PIXELS = 1 << 28   # 268 Mpixel per frame
+MAX_FRAMES = 10_000
+MAX_FILE_PIXELS = 1 << 31    # 2.1 Gpixel per file, every frame together
 #: Colour DICOM, converted to luma as colour PNGs and JPEGs are (secondary captures of films).
 COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420",
           "PALETTE COLOR")
@@ -165,6 +171,7 @@ def _decode_dicom(data: bytes, name: str) -> DecodedFile:
             msg = (f"{name}: DICOM PhotometricInterpretation {photometric} is not supported "
                    f"(grayscale {', '.join(MONOCHROME)} and colour {', '.join(COLOUR)} are)")
             raise DecodeError(msg, "unsupported")
+        _check_dicom_size(ds, name)
         try:
             arr = ds.pixel_array  # pydicom 3 converts YBR_* to RGB
         except Exception as e:  # a missing codec, or pixel data that does not decode
@@ -202,6 +209,26 @@ def _decode_dicom(data: bytes, name: str) -> DecodedFile:
     for d in decoded:
         d.modality = info.get("Modality")
     return DecodedFile(decoded, info)
+
+
+def _check_size(name: str, width: int, height: int, frames: int) -> None:
+    """Refuses an image too large to decode as "too_large", before any pixel is decoded."""
+    if width * height > MAX_FRAME_PIXELS or frames > MAX_FRAMES or \
+            width * height * frames > MAX_FILE_PIXELS:
+        msg = (f"{name}: {width}x{height} pixels x {frames} frame(s) is beyond the decoding "
+               f"limits ({MAX_FRAME_PIXELS} pixels a frame, {MAX_FRAMES} frames, "
+               f"{MAX_FILE_PIXELS} pixels a file): a damaged or crafted header")
+        raise DecodeError(msg, "too_large")
+
+
+def _check_dicom_size(ds, name: str) -> None:
+    try:
+        rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        msg = f"{name}: DICOM Rows, Columns or NumberOfFrames is not a number"
+        raise DecodeError(msg, "corrupt") from None
+    _check_size(name, cols, rows, frames)
 
 
 def _pixel_data_error(ds, error: Exception, name: str) -> DecodeError:
@@ -249,10 +276,16 @@ def _dicom_colour_frames(arr: np.ndarray, ds, photometric: str, name: str) -> li
 
 def _decode_pil(data: bytes, name: str) -> DecodedFile:
     try:
-        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        msg = f"{name}: the image header announces more pixels than PIL decodes safely"
+        raise DecodeError(msg, "too_large") from None
     except Exception as e:  # UnidentifiedImageError and friends
         msg = f"cannot decode image {name}: not a DICOM file or an image format PIL reads"
         raise DecodeError(msg, "not_an_image") from e
+    _check_size(name, img.width, img.height, 1)  # before a pixel is decoded
     try:
         img.load()
     except Exception as e:  # truncated or damaged data

@@ -188,3 +188,36 @@ def test_pydicoms_own_test_files_are_decoded_or_named_rightly():
     assert colour_kinds.count("ok") >= 30
     assert kinds["JPEG-lossy.dcm"] == kinds["JPEG2000-embedded-sequence-delimiter.dcm"] == "corrupt"
     assert kinds["examples_palette.dcm"] == kinds["SC_ybr_full_422_uncompressed.dcm"] == "ok"
+
+
+def test_decompression_bombs_are_too_large_before_decoding(tmp_path):
+    """A few bytes of header announcing billions of pixels: refused as too_large before any
+    pixel is allocated."""
+    import struct
+    import zlib
+
+    import pydicom
+    from ddad_rt.preprocess import DecodeError, decode_file
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+    (tmp_path / "bomb.png").write_bytes(png)
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = MRImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 4096, 4096, 50000
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = b"\0" * 64
+    pydicom.dcmwrite(tmp_path / "bomb.dcm", ds, enforce_file_format=True)
+    for name in ("bomb.png", "bomb.dcm"):
+        with pytest.raises(DecodeError) as e:
+            decode_file(tmp_path / name)
+        assert e.value.kind == "too_large", str(e.value)
