@@ -3,12 +3,15 @@
 // sizes that are and are not whole 4x4 tiles, 1 and 2 input channels, widths 16 to 128,
 // single- and multi-threaded, batches smaller and larger than the thread count.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "cpu/thread_pool.h"
 #include "ddad_rt/kernels/refine_net.h"
 #include "ddad_rt/kernels/winograd_math.h"
 #include "testing.h"
@@ -141,4 +144,38 @@ TEST(refine_net_rejects_shapes_that_do_not_chain) {
   CHECK_THROWS_WITH(ddad_rt::cpu::RefineNet(odd, 1), std::invalid_argument, "multiple of 16");
   RefineNetWeights good{random_conv(2, 16, rng), random_conv(16, 16, rng), random_conv(16, 2, rng)};
   CHECK_THROWS_WITH(ddad_rt::cpu::RefineNet(good, 1, "sse2"), std::invalid_argument, "'auto' or 'generic'");
+}
+
+TEST(refine_nets_sharing_one_pool_give_serial_results_from_many_threads) {
+  // The engine's two refiners share one pool; 6 callers at once: one gets the pool, the
+  // others run on their own threads with reused workspaces. Results must be bit-identical
+  // to serial calls (run under ThreadSanitizer in .ci/sanitizers).
+  std::mt19937 rng(11);
+  auto pool = std::make_shared<ddad_rt::cpu::ThreadPool>(2);
+  const int mid = 16, h = 16, w = 16, n = 3;
+  ddad_rt::cpu::RefineNet dual(RefineNetWeights{random_conv(2, mid, rng), random_conv(mid, mid, rng),
+                                                random_conv(mid, 2, rng)}, pool);
+  ddad_rt::cpu::RefineNet intra(RefineNetWeights{random_conv(1, mid, rng), random_conv(mid, mid, rng),
+                                                 random_conv(mid, 2, rng)}, pool);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  std::vector<float> maps2(static_cast<size_t>(n) * 2 * h * w), maps1(static_cast<size_t>(n) * h * w);
+  for (auto& v : maps2) v = u(rng);
+  for (auto& v : maps1) v = u(rng);
+  std::vector<float> want2(static_cast<size_t>(n) * 2 * h * w), want1(want2.size());
+  dual.run(maps2.data(), n, h, w, want2.data());
+  intra.run(maps1.data(), n, h, w, want1.data());
+  std::atomic<int> same{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 6; ++t) {
+    callers.emplace_back([&, t] {
+      for (int rep = 0; rep < 4; ++rep) {
+        std::vector<float> got(want2.size());
+        const bool use_dual = (t + rep) % 2 == 0;
+        (use_dual ? dual : intra).run(use_dual ? maps2.data() : maps1.data(), n, h, w, got.data());
+        same += got == (use_dual ? want2 : want1);
+      }
+    });
+  }
+  for (auto& c : callers) c.join();
+  CHECK(same == 24);
 }
