@@ -147,7 +147,6 @@ def _quiet_pydicom_log():
 def _decode_dicom(data: bytes, name: str) -> DecodedFile:
     try:
         import pydicom
-        from pydicom.pixels import apply_modality_lut, apply_voi_lut
     except ImportError:
         msg = f"{name} is DICOM, which needs pydicom (a dependency of ddad-rt): pip install pydicom"
         raise ImportError(msg) from None
@@ -157,55 +156,67 @@ def _decode_dicom(data: bytes, name: str) -> DecodedFile:
         warnings.simplefilter("ignore")
         try:
             ds = pydicom.dcmread(io.BytesIO(data), force=True)
-        except Exception as e:  # pydicom raises many types for broken files
-            msg = f"cannot read DICOM {name}: {type(e).__name__}"
+            return _dicom_dataset_frames(ds, data, name)
+        except DecodeError:
+            raise
+        except Exception as e:  # noqa: BLE001 - pydicom reads elements lazily, so any
+            # attribute can raise for a broken file, with many types
+            msg = f"cannot read DICOM {name}: malformed data ({type(e).__name__})"
             raise DecodeError(msg, "corrupt", detail=str(e)[:200]) from None
-        if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-            if data[128:132] != b"DICM" and len(ds) == 0:
-                msg = f"cannot decode image {name}: not a DICOM file or an image format PIL reads"
-                raise DecodeError(msg, "not_an_image")
-            msg = f"{name}: DICOM without pixel data (e.g. a report or DICOMDIR), nothing to score"
-            raise DecodeError(msg, "no_pixel_data")
-        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper().strip()
-        if photometric not in MONOCHROME and photometric not in COLOUR:
-            msg = (f"{name}: DICOM PhotometricInterpretation {photometric} is not supported "
-                   f"(grayscale {', '.join(MONOCHROME)} and colour {', '.join(COLOUR)} are)")
-            raise DecodeError(msg, "unsupported")
-        _check_dicom_size(ds, name)
+
+
+def _dicom_dataset_frames(ds, data: bytes, name: str) -> DecodedFile:
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        if data[128:132] != b"DICM" and len(ds) == 0:
+            msg = f"cannot decode image {name}: not a DICOM file or an image format PIL reads"
+            raise DecodeError(msg, "not_an_image")
+        msg = f"{name}: DICOM without pixel data (e.g. a report or DICOMDIR), nothing to score"
+        raise DecodeError(msg, "no_pixel_data")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper().strip()
+    if photometric not in MONOCHROME and photometric not in COLOUR:
+        msg = (f"{name}: DICOM PhotometricInterpretation {photometric} is not supported "
+               f"(grayscale {', '.join(MONOCHROME)} and colour {', '.join(COLOUR)} are)")
+        raise DecodeError(msg, "unsupported")
+    _check_dicom_size(ds, name)
+    try:
+        arr = ds.pixel_array  # pydicom 3 converts YBR_* to RGB
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - a missing codec, or data that does not
+        # decode; codecs written in Rust panic with a BaseException (pyo3's PanicException)
+        raise _pixel_data_error(ds, e, name) from None
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        msg = f"{name}: DICOM NumberOfFrames is not a number"
+        raise DecodeError(msg, "corrupt") from None
+    colour = photometric in COLOUR
+    single = arr.ndim == (3 if colour and photometric != "PALETTE COLOR" else 2)
+    if frames == 1 and single:
+        arr = arr[None]
+    expected_rank = 4 if colour and photometric != "PALETTE COLOR" else 3
+    if arr.ndim != expected_rank or arr.shape[0] != frames:
+        msg = f"{name}: unexpected DICOM pixel array shape {arr.shape} for {frames} frame(s)"
+        raise DecodeError(msg, "unsupported")
+    if colour:
+        decoded = _dicom_colour_frames(arr, ds, photometric, name)
+    else:
         try:
-            arr = ds.pixel_array  # pydicom 3 converts YBR_* to RGB
-        except Exception as e:  # a missing codec, or pixel data that does not decode
-            raise _pixel_data_error(ds, e, name) from None
-        try:
-            frames = int(ds.get("NumberOfFrames", 1) or 1)
-        except (TypeError, ValueError):
-            msg = f"{name}: DICOM NumberOfFrames is not a number"
-            raise DecodeError(msg, "corrupt") from None
-        colour = photometric in COLOUR
-        single = arr.ndim == (3 if colour and photometric != "PALETTE COLOR" else 2)
-        if frames == 1 and single:
-            arr = arr[None]
-        expected_rank = 4 if colour and photometric != "PALETTE COLOR" else 3
-        if arr.ndim != expected_rank or arr.shape[0] != frames:
-            msg = f"{name}: unexpected DICOM pixel array shape {arr.shape} for {frames} frame(s)"
-            raise DecodeError(msg, "unsupported")
-        if colour:
-            decoded = _dicom_colour_frames(arr, ds, photometric, name)
-        else:
-            try:
-                arr = apply_modality_lut(arr, ds)
-                arr = apply_voi_lut(arr, ds, index=0)
-            except Exception as e:  # noqa: BLE001 - malformed rescale, LUT or window attributes
-                msg = f"{name}: malformed DICOM modality LUT, rescale or window ({type(e).__name__})"
-                raise DecodeError(msg, "corrupt", detail=str(e)[:200]) from None
-            arr = np.asarray(arr, dtype=np.float64)
-            decoded = [Decoded(arr[i], eight_bit=False, monochrome1=photometric == "MONOCHROME1")
-                       for i in range(frames)]
-        info = {}
-        for key in (*DICOM_UID_ATTRIBUTES, "Modality", *PHI_ATTRIBUTES):
-            value = ds.get(key)
-            if value is not None and str(value) != "":
-                info[key] = str(value)
+            arr = apply_modality_lut(arr, ds)
+            arr = apply_voi_lut(arr, ds, index=0)
+        except Exception as e:  # noqa: BLE001 - malformed rescale, LUT or window attributes
+            msg = f"{name}: malformed DICOM modality LUT, rescale or window ({type(e).__name__})"
+            raise DecodeError(msg, "corrupt", detail=str(e)[:200]) from None
+        arr = np.asarray(arr, dtype=np.float64)
+        decoded = [Decoded(arr[i], eight_bit=False, monochrome1=photometric == "MONOCHROME1")
+                   for i in range(frames)]
+    info = {}
+    for key in (*DICOM_UID_ATTRIBUTES, "Modality", *PHI_ATTRIBUTES):
+        value = ds.get(key)
+        if value is not None and str(value) != "":
+            info[key] = str(value)
     for d in decoded:
         d.modality = info.get("Modality")
     return DecodedFile(decoded, info)
@@ -287,10 +298,16 @@ def _decode_pil(data: bytes, name: str) -> DecodedFile:
         raise DecodeError(msg, "not_an_image") from e
     _check_size(name, img.width, img.height, 1)  # before a pixel is decoded
     try:
-        img.load()
-    except Exception as e:  # truncated or damaged data
+        return _pil_frames(img, name)
+    except DecodeError:
+        raise
+    except Exception as e:  # truncated or damaged data: PIL raises many types for it
         msg = f"cannot decode image {name}: {img.format} data is damaged ({type(e).__name__})"
         raise DecodeError(msg, "corrupt", detail=str(e)[:200]) from e
+
+
+def _pil_frames(img: Image.Image, name: str) -> DecodedFile:
+    img.load()
     if getattr(img, "n_frames", 1) > 1:
         msg = (f"{name}: {img.format} with {img.n_frames} frames; multi-frame images are read "
                "from DICOM only")

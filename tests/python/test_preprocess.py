@@ -221,3 +221,23 @@ def test_decompression_bombs_are_too_large_before_decoding(tmp_path):
         with pytest.raises(DecodeError) as e:
             decode_file(tmp_path / name)
         assert e.value.kind == "too_large", str(e.value)
+
+
+def test_a_malformed_element_is_a_decode_error_not_a_crash(tmp_path, rng):
+    """Found by fuzzing (.ci/fuzz): pydicom reads elements lazily, so an element with an
+    unknown VR raised NotImplementedError from decode_file (load_image's callers saw it)."""
+    import pydicom
+    from ddad_rt.preprocess import DecodeError, decode_file
+    from dicom_files import make_dicom
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    path = tmp_path / "ok.dcm"
+    path.write_bytes(make_dicom(rng.integers(0, 4000, (32, 32)).astype(np.uint16)))
+    ds = pydicom.dcmread(path)
+    ds[0x00100030] = RawDataElement(Tag(0x00100030), "KA", 8, b"19700101", 0, False, True)
+    bad = tmp_path / "bad_vr.dcm"
+    ds.save_as(bad)
+    with pytest.raises(DecodeError) as e:
+        decode_file(bad)
+    assert e.value.kind == "corrupt"

@@ -96,8 +96,10 @@ def decode_item(path: str, size: tuple[int, int], modality: str | None = None,
         item.error = ("unreadable", f"{path}: {e.strerror or type(e).__name__}")
     except MemoryError:
         item.error = ("too_large", f"{path}: not enough memory to decode it")
-    except Exception as e:  # noqa: BLE001 - a malformed file must cost only itself
-        # The type only: an exception's text may quote a DICOM value (a patient's name).
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - a malformed file must cost only itself (a
+        # codec's panic included); the type only: its text may quote a DICOM value
         item.error = ("corrupt", f"{path}: cannot decode ({type(e).__name__})")
     item.seconds = time.perf_counter() - t0
     return item
