@@ -6,6 +6,7 @@
 
 #include <sstream>
 
+#include "cpu/cpu_count.h"
 #include "ddad_rt/engine.h"
 #include "ddad_rt/errors.h"
 #include "device_status.h"
@@ -142,6 +143,8 @@ PYBIND11_MODULE(_core, m) {
     return d;
   });
 
+  m.def("usable_cpus", &ddad_rt::cpu::usable_cpus,
+        "CPUs this process may use: its affinity mask capped by its cgroup CPU quota");
   m.def("cuda_status", [] {
     ddad_rt::CudaStatus s;
     {

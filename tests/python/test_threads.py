@@ -83,3 +83,16 @@ def test_all_cores_means_the_cpus_this_process_may_run_on(bundle):
                          text=True, check=True, timeout=120).stdout
     assert out.strip() == "1"
     assert ddad_rt.Engine(bundle, device="cpu").info["threads"] == str(len(os.sched_getaffinity(0)))
+
+
+def test_screening_splits_the_cpus_this_process_may_use():
+    """Decoders and engine threads are sized like the engine's "all cores": from the affinity
+    mask and the cgroup quota, not the machine's core count."""
+    one_cpu = min(os.sched_getaffinity(0))
+    code = ("import os\n"
+            f"os.sched_setaffinity(0, {{{one_cpu}}})\n"
+            "from ddad_rt.screen import default_split\n"
+            "print(default_split())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert out.strip() == "(1, 1)"

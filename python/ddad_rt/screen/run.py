@@ -54,12 +54,11 @@ def default_split(cores: int | None = None) -> tuple[int, int]:
 
 
 def _usable_cores() -> int:
-    """The cores this process may run on (its affinity mask, e.g. under taskset or a
-    container's cpuset), else the machine's."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    """The CPUs this process may use: its affinity mask (taskset, a container's cpuset)
+    capped by its cgroup CPU quota (a container's --cpus), as the engine counts them."""
+    from ddad_rt import _core
+
+    return _core.usable_cpus()
 
 
 @dataclass
