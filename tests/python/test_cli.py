@@ -34,7 +34,7 @@ def test_done_is_0_and_some_files_failed_is_1(bundle, tmp_path, capsys):
     (["screen", "{bundle}", "{tmp}", "--out", "{tmp}/o3", "--specificity", "0.5"],
      "not 0.50"),
     (["calibrate", "{bundle}", "--data", "{tmp}", "--threads", "100000"], "num_threads=100000"),
-    (["eval", "{bundle}", "--data", "{tmp}"], ""),
+    (["eval", "{bundle}", "--data", "{tmp}", "--out", "{tmp}/eval"], ""),
 ])
 def test_usage_and_input_errors_are_2_without_traceback(calibrated, tmp_path, capsys, argv,
                                                          needle):
