@@ -224,6 +224,7 @@ def screen(bundle: str | os.PathLike, inputs, out: str | os.PathLike,
         ValueError: a bad option (unknown score, uncalibrated specificity, ...).
     """
     o = options or ScreenOptions()
+    inputs = list(inputs)  # the arguments (files, folders, lists): checked now, walked later
     if o.overlays not in OVERLAYS:
         msg = f"overlays must be one of {', '.join(OVERLAYS)}, got {o.overlays!r}"
         raise InputError(msg)
