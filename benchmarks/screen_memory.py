@@ -47,9 +47,9 @@ def main() -> int:
     ap.add_argument("--out", default=str(RESULTS))
     a = ap.parse_args()
 
+    import numpy as np
     from ddad_rt.bench.inference import prepare
     from ddad_rt.synthetic import make_image
-    import numpy as np
 
     work = Path(tempfile.mkdtemp(prefix="ddad-screen-memory-"))
     rng = np.random.default_rng(0)

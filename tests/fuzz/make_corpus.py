@@ -22,7 +22,6 @@ sys.path.insert(0, str(HERE.parent / "python"))  # tests/python: dicom_files
 
 def onnx_model(k: int, h: int, w: int, logvar: bool) -> bytes:
     """A tiny ONNX ensemble graph: the interface only (names, float32, shapes)."""
-    import onnx
     from onnx import TensorProto, helper
 
     inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 1, h, w])

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pydicom  # a dependency of ddad-rt, never skipped
 import pytest
 from dicom_files import make_dicom, write
 from PIL import Image
-
-import pydicom  # a dependency of ddad-rt, never skipped
 
 PATIENT = "Doe^Jane"
 PATIENT_ID = "PID-12345"

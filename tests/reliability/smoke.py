@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
@@ -27,7 +28,7 @@ def main(bundle: str) -> int:
         batches.append(rng.random((5, *size), dtype=np.float32))
         serial = [engine.score(b, maps=True) for b in batches]
         with ThreadPoolExecutor(max_workers=8) as pool:
-            parallel = list(pool.map(lambda b: engine.score(b, maps=True), batches))
+            parallel = list(pool.map(partial(engine.score, maps=True), batches))
         for s, p in zip(serial, parallel):
             for k in s.scores:
                 assert np.array_equal(s.scores[k], p.scores[k]), k

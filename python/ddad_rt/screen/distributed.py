@@ -12,11 +12,11 @@ retried (rows a retry delivers twice are dropped by the journal).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import logging
 import os
 from collections.abc import Iterable, Iterator
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
