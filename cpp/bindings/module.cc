@@ -1,15 +1,18 @@
 // The pybind11 module ddad_rt._core: the C++ engine, nothing else. The public Python API
-// (python/ddad_rt/) wraps it.
+// (python/ddad_rt/) wraps it. It uses the public C++ API only, through libddad_rt: the same
+// library, in the same wheel, that C and C++ applications link.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
 #include <sstream>
+#include <string>
+#include <vector>
 
-#include "cpu/cpu_count.h"
+#include "ddad_rt/device.h"
 #include "ddad_rt/engine.h"
 #include "ddad_rt/errors.h"
-#include "device_status.h"
 
 namespace py = pybind11;
 using ddad_rt::DType;
@@ -35,7 +38,28 @@ py::array contiguous(const py::array& a) {
   return py::array_t<T, py::array::c_style>::ensure(a);
 }
 
-py::dict score(const Engine& engine, const py::array& images_in, bool want_maps) {
+// The scores asked for by key (None: every score the bundle has).
+ddad_rt::ScoreSet wanted_scores(const Engine& engine, const std::optional<std::vector<std::string>>& keys) {
+  if (!keys) return engine.scores();
+  ddad_rt::ScoreSet set;
+  for (const std::string& key : *keys) {
+    const auto s = ddad_rt::score_from_key(key);
+    if (!s || !engine.has_score(*s)) {
+      throw std::invalid_argument("unknown score '" + key + "': this bundle has " +
+                                  ddad_rt::score_keys(engine.scores()));
+    }
+    set.insert(*s);
+  }
+  if (set.empty()) {
+    throw std::invalid_argument("scores is empty: name at least one of " +
+                                ddad_rt::score_keys(engine.scores()));
+  }
+  return set;
+}
+
+py::dict score(const Engine& engine, const py::array& images_in, bool want_maps,
+               const std::optional<std::vector<std::string>>& keys) {
+  const ddad_rt::ScoreSet wanted = wanted_scores(engine, keys);
   py::array images;
   DType dtype;
   if (py::isinstance<py::array_t<float>>(images_in)) {
@@ -82,7 +106,7 @@ py::dict score(const Engine& engine, const py::array& images_in, bool want_maps)
   py::dict scores;
   py::dict map_dict;
   for (ddad_rt::Score s : ddad_rt::kAllScores) {
-    if (!engine.has_score(s)) continue;
+    if (!wanted.contains(s)) continue;
     py::array_t<float> score_array(n);
     out.score(s) = score_array.mutable_data();
     scores[ddad_rt::score_key(s)] = score_array;
@@ -143,7 +167,7 @@ PYBIND11_MODULE(_core, m) {
     return d;
   });
 
-  m.def("usable_cpus", &ddad_rt::cpu::usable_cpus,
+  m.def("usable_cpus", &ddad_rt::usable_cpus,
         "CPUs this process may use: its affinity mask capped by its cgroup CPU quota");
   m.def("cuda_status", [] {
     ddad_rt::CudaStatus s;
@@ -182,7 +206,15 @@ PYBIND11_MODULE(_core, m) {
            }),
            py::arg("bundle"), py::arg("device") = "auto", py::arg("precision") = "default",
            py::arg("max_batch") = 64, py::arg("num_threads") = 0, py::arg("cache_dir") = "")
-      .def("score", &score, py::arg("images"), py::arg("maps") = false)
+      .def("score", &score, py::arg("images"), py::arg("maps") = false,
+           py::arg("scores") = py::none())
+      .def("threshold",
+           [](const Engine& e, const std::string& key, double specificity) {
+             const auto s = ddad_rt::score_from_key(key);
+             if (!s) throw std::invalid_argument("unknown score '" + key + "'");
+             return e.threshold(*s, specificity);
+           },
+           py::arg("score"), py::arg("specificity"))
       .def_property_readonly("info", &info)
       .def_property_readonly("manifest_json",
                              [](const Engine& e) { return e.bundle().manifest_json; });

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -92,30 +94,8 @@ bool is_plain_file_name(const std::string& name) {
          name.find('\0') == std::string::npos;
 }
 
-}  // namespace
-
-Bundle load_bundle(const std::string& dir) {
-  const fs::path root(dir);
-  std::error_code ec;
-  if (!fs::is_directory(root, ec)) {
-    throw BundleError("bundle not found: " + dir +
-                      " is not a directory; pass the bundle directory (the one holding "
-                      "manifest.json), e.g. the `bundle/` folder written by `ddad-rt demo`");
-  }
-  const fs::path manifest_path = root / "manifest.json";
-  Bundle b;
-  b.path = dir;
-  b.manifest_json = read_file(manifest_path, "the bundle's manifest");
-
-  json::Value m;
-  try {
-    m = json::parse(b.manifest_json);
-  } catch (const json::ParseError& e) {
-    throw BundleError("manifest " + manifest_path.string() + " is not valid JSON (" + e.what() +
-                      "); the file is damaged: re-export or re-copy the bundle");
-  }
-  if (!m.is_object()) bad_field(manifest_path, "(top level)", "must be a JSON object");
-
+// format, format_version, backbone, k, channels, image_size, normalization.
+void read_model_fields(const json::Value& m, const fs::path& manifest_path, Bundle& b) {
   const std::string format = require_string(m, "format", manifest_path);
   if (format != "ddad_rt.bundle") {
     bad_field(manifest_path, "format", "must be \"ddad_rt.bundle\", got \"" + format + "\"");
@@ -123,7 +103,7 @@ Bundle load_bundle(const std::string& dir) {
   b.format_version =
       static_cast<int>(require_int(m, "format_version", manifest_path, 0, 1000000));
   if (b.format_version != kBundleFormatVersion) {
-    throw BundleError("bundle " + dir + " has format_version " +
+    throw BundleError("bundle " + b.path + " has format_version " +
                       std::to_string(b.format_version) + ", but this ddad_rt reads version " +
                       std::to_string(kBundleFormatVersion) +
                       ": install the ddad_rt release that wrote it, or re-export the model "
@@ -166,7 +146,10 @@ Bundle load_bundle(const std::string& dir) {
   }
   b.norm_mean = static_cast<float>(mean.as_number());
   b.norm_std = static_cast<float>(stdv.as_number());
+}
 
+// scores, default_score, files, graphs, and that scores and graphs agree.
+void read_scores_and_graphs(const json::Value& m, const fs::path& manifest_path, Bundle& b) {
   const json::Value& scores = require(m, "scores", manifest_path);
   if (!scores.is_array() || scores.as_array().empty()) {
     bad_field(manifest_path, "scores", "must be a non-empty list of score names");
@@ -224,7 +207,9 @@ Bundle load_bundle(const std::string& dir) {
                        : "omits \"" + score + "\" although 'graphs' has \"" + role + "\"");
     }
   }
+}
 
+void read_precision_checks(const json::Value& m, const fs::path& manifest_path, Bundle& b) {
   if (const json::Value* checks = m.find("precision_checks")) {
     if (!checks->is_object()) bad_field(manifest_path, "precision_checks", "must be an object");
     for (const auto& [precision, check] : checks->as_object()) {
@@ -245,8 +230,32 @@ Bundle load_bundle(const std::string& dir) {
       }
     }
   }
+}
 
-  // Verify every listed file; keep graph bytes so the backend parses exactly what was hashed.
+// operating_points.thresholds: {"0.95": {"inter": 0.41, ...}, ...} (ddad-rt calibrate).
+void read_operating_points(const json::Value& m, const fs::path& manifest_path, Bundle& b) {
+  const json::Value* op = m.find("operating_points");
+  if (op == nullptr || op->type() == json::Value::Type::kNull) return;
+  const json::Value* thresholds = op->is_object() ? op->find("thresholds") : nullptr;
+  if (thresholds == nullptr || !thresholds->is_object()) {
+    bad_field(manifest_path, "operating_points", "must be an object with 'thresholds'");
+  }
+  for (const auto& [specificity, per_score] : thresholds->as_object()) {
+    if (!per_score.is_object()) {
+      bad_field(manifest_path, "operating_points", "must map each specificity to {score: threshold}");
+    }
+    for (const auto& [key, value] : per_score.as_object()) {
+      if (!value.is_number() || !known_scores().count(key)) {
+        bad_field(manifest_path, "operating_points", "must map score names to numbers");
+      }
+      b.thresholds[specificity][key] = value.as_number();
+    }
+  }
+}
+
+// Verifies every listed file; keeps the graphs' bytes so the backend parses exactly what was
+// hashed; sets the identity (a hash over the graphs' hashes).
+void verify_files(const fs::path& root, Bundle& b) {
   std::string identity_text;
   for (const auto& [name, expected] : b.files) {
     std::string bytes = read_file(root / name, "listed in the manifest");
@@ -265,6 +274,46 @@ Bundle load_bundle(const std::string& dir) {
     }
   }
   b.identity = sha256_hex(identity_text);
+}
+
+}  // namespace
+
+std::string specificity_key(double specificity) {
+  // Python's f"{s:.2f}" if round(s, 2) == s else f"{s:g}" (ddad_rt.calibrate).
+  char two[64];
+  std::snprintf(two, sizeof two, "%.2f", specificity);
+  if (std::strtod(two, nullptr) == specificity) return two;
+  char general[64];
+  std::snprintf(general, sizeof general, "%g", specificity);
+  return general;
+}
+
+Bundle load_bundle(const std::string& dir) {
+  const fs::path root(dir);
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) {
+    throw BundleError("bundle not found: " + dir +
+                      " is not a directory; pass the bundle directory (the one holding "
+                      "manifest.json), e.g. the `bundle/` folder written by `ddad-rt demo`");
+  }
+  const fs::path manifest_path = root / "manifest.json";
+  Bundle b;
+  b.path = dir;
+  b.manifest_json = read_file(manifest_path, "the bundle's manifest");
+
+  json::Value m;
+  try {
+    m = json::parse(b.manifest_json);
+  } catch (const json::ParseError& e) {
+    throw BundleError("manifest " + manifest_path.string() + " is not valid JSON (" + e.what() +
+                      "); the file is damaged: re-export or re-copy the bundle");
+  }
+  if (!m.is_object()) bad_field(manifest_path, "(top level)", "must be a JSON object");
+  read_model_fields(m, manifest_path, b);
+  read_scores_and_graphs(m, manifest_path, b);
+  read_precision_checks(m, manifest_path, b);
+  read_operating_points(m, manifest_path, b);
+  verify_files(root, b);
   check_graphs_against_manifest(b, manifest_path.string());
   return b;
 }

@@ -1,8 +1,9 @@
-#include "device_status.h"
+#include "ddad_rt/device.h"
 
 #include <cstdlib>
 #include <mutex>
 
+#include "cpu/cpu_count.h"
 #include "dynlib.h"
 
 #if defined(DDAD_RT_HAVE_CUDA)
@@ -83,5 +84,7 @@ CudaStatus cuda_status() {
   s.usable = s.problems.empty();
   return s;
 }
+
+int usable_cpus() { return cpu::usable_cpus(); }
 
 }  // namespace ddad_rt

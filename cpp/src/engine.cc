@@ -8,9 +8,9 @@
 #include "backend.h"
 #include "batching.h"
 #include "cpu/cpu_count.h"
+#include "cpu/networks.h"
+#include "ddad_rt/device.h"
 #include "ddad_rt/errors.h"
-#include "ddad_rt/kernels/discrepancy.h"
-#include "device_status.h"
 #include "input.h"
 
 #if defined(DDAD_RT_HAVE_CUDA)
@@ -52,17 +52,27 @@ void check_options(const EngineOptions& o) {
 Engine::Engine(const std::string& bundle_dir, const EngineOptions& options)
     : options_(options) {
   check_options(options_);
-  // The GPU question first: device='cuda' without a GPU fails before any loading.
+  bundle_ = load_bundle(bundle_dir);
+  for (const std::string& key : bundle_.scores) {
+    if (auto s = score_from_key(key)) has_.insert(*s);
+  }
+  default_score_ = *score_from_key(bundle_.default_score);  // load_bundle checked the key
+  create_backend();
+  // Graph bytes are compiled into the backend; do not keep a second copy alive.
+  bundle_.graph_bytes.clear();
+}
+
+Engine::~Engine() = default;
+
+// The GPU when asked for (or, for "auto", when usable and its backend builds), else the CPU.
+// A device this build lacks is refused with the reason, never swapped silently.
+void Engine::create_backend() {
   CudaStatus status;
   if (options_.device != "cpu") {
     status = cuda_status();
     if (!status.usable && options_.device == "cuda") {
       throw EngineError("device='cuda' is unavailable: " + status.explain());
     }
-  }
-  bundle_ = load_bundle(bundle_dir);
-  for (const std::string& key : bundle_.scores) {
-    if (auto s = score_from_key(key)) has_[static_cast<int>(*s)] = true;
   }
   if (options_.device == "cpu") {
     device_reason_ = "requested";
@@ -73,6 +83,7 @@ Engine::Engine(const std::string& bundle_dir, const EngineOptions& options)
     try {
       backend_ = trt::make_tensorrt_backend(bundle_, options_, status);
       device_reason_ = (options_.device == "cuda" ? "requested: " : "auto: ") + status.gpu;
+      return;
     } catch (const std::exception& e) {
       if (options_.device == "cuda") throw;
       // auto may fall back, and says why.
@@ -81,108 +92,96 @@ Engine::Engine(const std::string& bundle_dir, const EngineOptions& options)
     }
 #endif
   }
-  if (backend_) {
-    bundle_.graph_bytes.clear();
-    return;
-  }
-  backend_ = cpu::make_openvino_backend(bundle_, options_);
-  // Graph bytes are compiled into the backend; do not keep a second copy alive.
-  bundle_.graph_bytes.clear();
+#if defined(DDAD_RT_HAVE_OPENVINO)
+  backend_ = cpu::make_cpu_backend(bundle_, cpu::make_openvino_networks(bundle_, options_));
+#else
+  throw EngineError("the CPU is unavailable: this ddad_rt was built without a CPU backend "
+                    "(DDAD_RT_WITH_OPENVINO=OFF, e.g. a TensorRT-only Jetson build); " +
+                    device_reason_ + ". Use device='cuda' on a machine with a usable GPU, or "
+                    "rebuild with -DDDAD_RT_WITH_OPENVINO=ON");
+#endif
 }
-
-Engine::~Engine() = default;
 
 void Engine::validate(const ImageBatch& images) const {
   validate_images(images, bundle_.height, bundle_.width);
 }
 
+Selection Engine::select(const ScoreOutputs& out) const {
+  Selection sel;
+  for (Score s : kAllScores) {
+    if (out.score(s) == nullptr) {
+      if (out.map(s) != nullptr) {
+        throw std::invalid_argument(std::string("a map output is set for '") + score_key(s) +
+                                    "' but its score output is null: set both, or neither");
+      }
+      continue;
+    }
+    if (!has_score(s)) {
+      throw std::invalid_argument(std::string("the bundle has no '") + score_key(s) +
+                                  "' score; it has " + score_keys(has_));
+    }
+    sel.scores.insert(s);
+  }
+  if (sel.scores.empty()) {
+    throw std::invalid_argument("no score output is set: pass at least one of " + score_keys(has_));
+  }
+  bool first = true;
+  for (Score s : kAllScores) {
+    if (!sel.wants(s)) continue;
+    const bool map = out.map(s) != nullptr;
+    if (!first && map != sel.maps) {
+      throw std::invalid_argument("map outputs must be set for every score asked for, or for none");
+    }
+    sel.maps = map;
+    first = false;
+  }
+  return sel;
+}
+
 void Engine::score(const ImageBatch& images, const ScoreOutputs& out) const {
   validate(images);
-  const bool want_maps = out.map(Score::kRec) != nullptr;
-  for (Score s : kAllScores) {
-    if (!has_score(s)) continue;
-    if (!out.score(s)) {
-      throw std::invalid_argument(std::string("score output '") + score_key(s) + "' is null");
-    }
-    if ((out.map(s) != nullptr) != want_maps) {
-      throw std::invalid_argument("map outputs must be all set or all null");
-    }
-  }
-  const bool r_dual = has_score(Score::kRDual);
-  const bool r_intra = has_score(Score::kRIntra);
-  const int k = bundle_.k;
-  const std::int64_t hw = bundle_.height * bundle_.width;
-  if (backend_->runs_pipeline()) {
-    for (const Chunk& c : plan_chunks(images.n, options_.max_batch)) {
-      backend_->score_chunk(images, c.start, c.count, out, want_maps);
-    }
-    return;
-  }
-  const std::int64_t chunk = std::min(images.n, options_.max_batch);
-  const auto size = [&](std::int64_t per_image) { return static_cast<size_t>(chunk * per_image); };
-  // Per-call workspace: calls on several threads never share buffers.
-  std::vector<float> x(size(hw)), udm(size(k * hw)), ndm(size(k * hw));
-  std::vector<float> logvar(bundle_.uncertainty() ? size(k * hw) : 0);
-  // Refiners' inputs: R_dual reads [A_inter, A_intra] as two channels, R_intra [A_intra].
-  std::vector<float> dual_in(r_dual ? size(2 * hw) : 0), intra_in(r_intra ? size(hw) : 0);
-  std::vector<float> logits(r_dual || r_intra ? size(2 * hw) : 0);
+  const Selection sel = select(out);
   for (const Chunk& c : plan_chunks(images.n, options_.max_batch)) {
-    const std::int64_t start = c.start;
-    const std::int64_t b = c.count;
-    const auto user_map = [&](Score s) -> MapOut {
-      return {want_maps ? out.map(s) + start * hw : nullptr, hw};
-    };
-    const auto user_score = [&](Score s) { return out.score(s) + start; };
-    normalize_images(images, start, b, bundle_.norm_mean, bundle_.norm_std, x.data());
-    backend_->run_ensemble(x.data(), b, {udm.data(), ndm.data(), logvar.empty() ? nullptr : logvar.data()});
-
-    DiscrepancyArgs args;
-    args.x = x.data();
-    args.udm = udm.data();
-    args.ndm = ndm.data();
-    args.ndm_logvar = logvar.empty() ? nullptr : logvar.data();
-    args.n = b;
-    args.k = k;
-    args.hw = hw;
-    args.map_rec = user_map(Score::kRec);
-    args.map_intra = user_map(Score::kIntra);
-    args.map_inter = user_map(Score::kInter);
-    // The kernel writes the maps the refiners read straight into their input buffers.
-    if (r_dual) {
-      args.map_inter = {dual_in.data(), 2 * hw};
-      args.map_intra = {dual_in.data() + hw, 2 * hw};
-    } else if (r_intra) {
-      args.map_intra = {intra_in.data(), hw};
-    }
-    args.score_rec = user_score(Score::kRec);
-    args.score_intra = user_score(Score::kIntra);
-    args.score_inter = user_score(Score::kInter);
-    cpu::discrepancy(args);
-    for (std::int64_t i = 0; i < b; ++i) {
-      const float* intra = r_dual ? dual_in.data() + (2 * i + 1) * hw
-                                : r_intra ? intra_in.data() + i * hw : nullptr;
-      if (r_dual && r_intra) std::copy(intra, intra + hw, intra_in.data() + i * hw);
-      if (want_maps && r_dual) {
-        const float* inter = dual_in.data() + 2 * i * hw;
-        std::copy(inter, inter + hw, user_map(Score::kInter).data + i * hw);
-      }
-      if (want_maps && intra) std::copy(intra, intra + hw, user_map(Score::kIntra).data + i * hw);
-    }
-
-    for (auto [refiner, score] : {std::pair{Refiner::kDual, Score::kRDual},
-                                  std::pair{Refiner::kIntra, Score::kRIntra}}) {
-      if (!has_score(score)) continue;
-      backend_->run_refine(refiner, refiner == Refiner::kDual ? dual_in.data() : intra_in.data(),
-                           b, logits.data());
-      RefineArgs r;
-      r.logits = logits.data();
-      r.n = b;
-      r.hw = hw;
-      r.map = user_map(score);
-      r.score = user_score(score);
-      cpu::refine(r);
-    }
+    backend_->score_chunk(images, c.start, c.count, out, sel);
   }
+}
+
+double Engine::threshold(Score score, double specificity) const {
+  if (!(specificity > 0.0 && specificity < 1.0)) {
+    throw std::invalid_argument("specificity must be in (0, 1), got " + std::to_string(specificity));
+  }
+  if (bundle_.thresholds.empty()) {
+    throw BundleError("the bundle " + bundle_.path + " is not calibrated, so it has no "
+                      "operating points: run `ddad-rt calibrate " + bundle_.path +
+                      " NORMAL_IMAGES` (normal images the model did not train on)");
+  }
+  const std::string key = specificity_key(specificity);
+  auto at = bundle_.thresholds.find(key);
+  if (at == bundle_.thresholds.end()) {
+    std::string known;
+    for (const auto& [k, v] : bundle_.thresholds) known += (known.empty() ? "" : ", ") + k;
+    throw std::invalid_argument("the bundle is calibrated at specificity " + known + ", not " +
+                                key + ": pick one of those, or recalibrate with --specificity " + key);
+  }
+  auto t = at->second.find(score_key(score));
+  if (t == at->second.end()) {
+    throw std::invalid_argument(std::string("the bundle has no calibrated threshold for '") +
+                                score_key(score) + "' at specificity " + key);
+  }
+  return t->second;
+}
+
+double Engine::predict(const ImageBatch& images, double specificity, Score score,
+                       float* scores_out, std::uint8_t* flags_out) const {
+  if (scores_out == nullptr || flags_out == nullptr) {
+    throw std::invalid_argument("predict needs a scores and a flags output array");
+  }
+  const double t = threshold(score, specificity);  // before the work: an uncalibrated bundle fails fast
+  ScoreOutputs out;
+  out.score(score) = scores_out;
+  this->score(images, out);
+  for (std::int64_t i = 0; i < images.n; ++i) flags_out[i] = scores_out[i] > t ? 1 : 0;
+  return t;
 }
 
 std::map<std::string, std::string> Engine::info() const {
@@ -201,13 +200,16 @@ std::map<std::string, std::string> Engine::info() const {
 std::map<std::string, std::string> build_info() {
   std::map<std::string, std::string> info{
       {"version", DDAD_RT_VERSION},
-      {"openvino", cpu::openvino_version()},
+      {"openvino", ""},
       {"cuda_kernels", "false"},
       {"tensorrt", "false"},
       {"cuda_architectures", ""},
       {"cuda_runtime", ""},
       {"tensorrt_headers", ""},
   };
+#if defined(DDAD_RT_HAVE_OPENVINO)
+  info["openvino"] = cpu::openvino_version();
+#endif
 #if defined(DDAD_RT_HAVE_CUDA)
   info["cuda_kernels"] = "true";
   info["cuda_architectures"] = cuda::compiled_architectures();

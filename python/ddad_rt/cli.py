@@ -211,6 +211,7 @@ def cmd_screen(a: argparse.Namespace) -> int:
             raise InputError(str(e)) from None
 
     opts = ScreenOptions(specificity=a.specificity, threshold=a.threshold, score=a.score,
+                         all_scores=a.all_scores,
                          overlays=a.overlays, dicom_sc=a.dicom_sc, include_phi=a.include_phi,
                          any_modality=a.any_modality, top_n=a.top_n, device=a.device,
                          decode_workers=a.decode_workers, engine_threads=a.engine_threads,
@@ -239,6 +240,9 @@ def cmd_info(a: argparse.Namespace) -> int:
     import ddad_rt
     from ddad_rt.bundle import read_manifest
 
+    if a.cmake_prefix_path:
+        print(ddad_rt.cmake_prefix_path)
+        return 0
     if a.bundle is None:
         print(json.dumps({"build": ddad_rt.build_info(), "cuda": ddad_rt.cuda_status()}, indent=2))
         return 0
@@ -306,9 +310,11 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ddad_rt import __version__
     from ddad_rt.precision import AUC_TOLERANCE
 
     p = argparse.ArgumentParser(prog="ddad-rt", description="DDAD-ASR anomaly detection for medical images.")
+    p.add_argument("--version", action="version", version=f"ddad-rt {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="synthetic data -> train -> bundle -> engine scores, AUC, maps.png")
@@ -420,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threshold", type=float, default=None,
                    help="flag images scoring above this instead of a calibrated operating point")
     s.add_argument("--score", default=None, help="score to flag on (default: the bundle's default)")
+    s.add_argument("--all-scores", action="store_true",
+                   help="compute and write every score of the bundle (score_<key> columns); by "
+                        "default only the flagged score is computed, and only its networks run")
     s.add_argument("--overlays", default="flagged", choices=["flagged", "all", "none"],
                    help="heatmap PNGs for flagged images (default), all images, or none")
     s.add_argument("--dicom-sc", action="store_true",
@@ -492,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="describe a bundle (verifying its hashes), or this build and its GPU support")
     i.add_argument("bundle", nargs="?", default=None)
+    i.add_argument("--cmake-prefix-path", action="store_true",
+                   help="print the folder holding the C/C++ SDK's CMake package, headers and "
+                        "library: cmake -DCMAKE_PREFIX_PATH=$(ddad-rt info --cmake-prefix-path)")
     i.set_defaults(func=cmd_info)
     return p
 

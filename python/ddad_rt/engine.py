@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ddad_rt import _core
-from ddad_rt.errors import InputError
+from ddad_rt.errors import EngineError, InputError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 @dataclass
@@ -32,7 +37,29 @@ class ScoreResult:
         return self.scores[self.default_score]
 
     def __len__(self) -> int:
-        return len(self.scores[self.default_score])
+        return len(next(iter(self.scores.values())))
+
+
+@dataclass
+class Prediction:
+    """Scores and flags of a batch at a calibrated operating point.
+
+    Attributes:
+        scores: float32 [N], the score ``score``.
+        flags: bool [N], True where the score is above ``threshold``.
+        threshold: the bundle's calibrated threshold for ``score`` at ``specificity``.
+        score: the score key used (the bundle's default unless asked otherwise).
+        specificity: the operating point, e.g. 0.95: at most 5% of normal images flagged.
+    """
+
+    scores: np.ndarray
+    flags: np.ndarray
+    threshold: float
+    score: str
+    specificity: float
+
+    def __len__(self) -> int:
+        return len(self.scores)
 
 
 class Engine:
@@ -90,21 +117,26 @@ class Engine:
     def image_size(self) -> tuple[int, int]:
         return tuple(self._engine.info["image_size"])
 
-    def score(self, images: np.ndarray, maps: bool = False) -> ScoreResult:
+    def score(self, images: np.ndarray, maps: bool = False,
+              scores: Iterable[str] | None = None) -> ScoreResult:
         """Scores a batch.
 
         Args:
             images: (N, H, W) or (N, 1, H, W) at the model's image size: uint8 (0-255, as
-                ``load_image`` and ``to_model_input`` return) or float32 in [0, 1].
-                C-contiguous float32 is not copied. uint16 is refused: raw 12- or 16-bit
-                pixels (CT, MR, X-ray detectors) are min-max scaled per image by the shared
-                preprocessing, as in training, while a bare array cannot say whether its
-                values fill 0-65535; pass them through ``to_model_input`` first.
-            maps: also return the per-pixel anomaly maps.
+                ``load_image`` and ``to_model_input`` return) or float32 in [0, 1];
+                float64 in [0, 1] is converted to float32. C-contiguous float32 is not
+                copied. uint16 is refused: raw 12- or 16-bit pixels (CT, MR, X-ray
+                detectors) are min-max scaled per image by the shared preprocessing, as in
+                training, while a bare array cannot say whether its values fill 0-65535;
+                pass them through ``to_model_input`` first.
+            maps: also return the per-pixel anomaly maps (of the scores computed).
+            scores: the score keys wanted, e.g. ``("r_dual",)``; default: every score the
+                bundle has. Only the networks they need run: the refiners cost most of a
+                call, so asking for ``r_dual`` alone skips R_intra.
 
         Raises:
             ValueError: wrong rank, size or dtype (uint16 included), float values outside
-                [0, 1] or NaN, empty batch (ddad_rt.InputError).
+                [0, 1] or NaN, empty batch, a score the bundle lacks (ddad_rt.InputError).
         """
         if not isinstance(images, np.ndarray):
             msg = (f"images must be a NumPy array, got {type(images).__name__}; "
@@ -118,12 +150,75 @@ class Engine:
                    "uint8 model input; if your values already are a 0-65535 full scale, pass "
                    "images.astype(np.float32) / 65535")
             raise InputError(msg)
-        out = self._engine.score(images, bool(maps))
+        if images.dtype == np.float64:
+            images = images.astype(np.float32)
+        keys = None if scores is None else [scores] if isinstance(scores, str) else list(scores)
+        out = self._engine.score(images, bool(maps), keys)
+        default = self.manifest["default_score"]
+        if default not in out["scores"]:
+            default = next(iter(out["scores"]))
         return ScoreResult(scores=dict(out["scores"]),
                            maps=dict(out["maps"]) if out["maps"] is not None else None,
-                           default_score=self.manifest["default_score"])
+                           default_score=default)
+
+    def threshold(self, specificity: float = 0.95, score: str | None = None) -> float:
+        """The bundle's calibrated threshold for ``score`` (default: the bundle's default
+        score) at ``specificity``.
+
+        Raises:
+            ddad_rt.BundleError: the bundle is not calibrated (``ddad-rt calibrate``).
+            ValueError: calibrated, but not at that specificity.
+        """
+        return self._engine.threshold(score or self.manifest["default_score"], float(specificity))
+
+    def predict(self, images: np.ndarray, specificity: float = 0.95,
+                score: str | None = None) -> Prediction:
+        """Scores a batch and flags the images above the bundle's calibrated operating
+        point: at ``specificity`` 0.95 at most 5% of normal images are flagged.
+
+        Args:
+            images: as for ``score``.
+            specificity: one the bundle was calibrated at (``ddad-rt calibrate``; by default
+                0.90, 0.95 and 0.99).
+            score: the score to flag on; default: the bundle's default score. Only the
+                networks it needs run.
+
+        Raises:
+            ddad_rt.BundleError: the bundle is not calibrated.
+            ValueError: not calibrated at that specificity, or bad images.
+
+        Example:
+            >>> p = engine.predict(images, specificity=0.95)        # doctest: +SKIP
+            >>> p.flags.sum(), p.threshold                          # doctest: +SKIP
+        """
+        key = score or self.manifest["default_score"]
+        t = self.threshold(specificity, key)  # first: an uncalibrated bundle fails before the work
+        values = self.score(images, scores=(key,)).scores[key]
+        return Prediction(scores=values, flags=values.astype(np.float64) > t, threshold=t,
+                          score=key, specificity=float(specificity))
+
+    def close(self) -> None:
+        """Frees the engine (its networks, GPU memory, threads) now rather than at garbage
+        collection. Later calls raise ddad_rt.EngineError."""
+        self._engine = _Closed()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
+        if isinstance(self._engine, _Closed):
+            return "Engine(closed)"
         i = self._engine.info
         return (f"Engine(bundle={i['bundle_path']!r}, backend={i['backend']}, device={i['device']}, "
                 f"precision={i['precision']}, k={i['k']}, image_size={tuple(i['image_size'])})")
+
+
+class _Closed:
+    """Stands in for a closed engine's C++ object: every use says so."""
+
+    def __getattr__(self, name: str) -> object:
+        msg = "this Engine was closed (Engine.close() or the end of its `with` block): create a new one"
+        raise EngineError(msg)

@@ -20,7 +20,7 @@
 #include "batching.h"
 #include "cuda/host_emulation.h"
 #include "ddad_rt/kernels/discrepancy.h"
-#include "device_status.h"
+#include "ddad_rt/device.h"
 #include "dynlib.h"
 #include "gpu_health.h"
 #include "testing.h"

@@ -98,7 +98,8 @@ def brain(brain_bundle, tmp_path_factory):
     listing = tmp / "test_images.txt"
     listing.write_text("".join(f"{p}\n" for p in [*test.paths, broken, tmp / "missing.png"]))
     local = tmp / "local"
-    screen(bundle, [listing], local, ScreenOptions(threshold=0.08, batch_size=16), progress=False)
+    screen(bundle, [listing], local, ScreenOptions(threshold=0.08, batch_size=16, all_scores=True),
+           progress=False)
     return bundle, listing, local
 
 
@@ -113,7 +114,9 @@ def result_set(out: Path) -> list[tuple]:
 
 
 def cli(*args) -> list[str]:
-    return [sys.executable, "-m", "ddad_rt.cli", "screen", *map(str, args), "--no-progress"]
+    """`ddad-rt screen ARGS` writing every score, as the local run does."""
+    return [sys.executable, "-m", "ddad_rt.cli", "screen", *map(str, args), "--all-scores",
+            "--no-progress"]
 
 
 def test_ray_run_equals_the_local_run(brain, cluster, tmp_path):

@@ -144,6 +144,26 @@ def test_every_good_image_has_a_row_and_every_bad_file_an_error(screened, archiv
     assert "12 images" in r.stdout and "4 errors" in r.stdout
 
 
+def test_screen_computes_only_the_flagged_score_unless_asked_for_all(screened, mr_bundle, archive,
+                                                                    tmp_path):
+    """By default the run writes the flagged score alone (only its networks ran);
+    --all-scores writes every score, and the flagged one is the same number either way."""
+    from ddad_rt import Engine
+
+    default_rows = {(x["path"], x["frame"]): x for x in read_rows(screened[0])}
+    keys = Engine(mr_bundle, device="cpu").info["scores"]
+    flagged = Engine(mr_bundle, device="cpu").info["default_score"]
+    assert {k for k in next(iter(default_rows.values())) if k.startswith("score_")} == {f"score_{flagged}"}
+    out = tmp_path / "all"
+    r = run_cli("screen", mr_bundle, archive["root"], "--out", out, "--overlays", "none",
+                "--all-scores", "--no-progress")
+    assert r.returncode == 1, r.stderr
+    for row in read_rows(out):
+        assert {k for k in row if k.startswith("score_")} == {f"score_{k}" for k in keys}
+        same = default_rows[(row["path"], row["frame"])]
+        assert row["score"] == same["score"] == row[f"score_{flagged}"]
+
+
 def test_same_pixels_in_png_and_dicom_score_the_same(screened):
     """PNG, uncompressed, JPEG 2000 and RLE DICOM, and MONOCHROME1 holding the inverted
     pixels all reach the engine as the same model input."""

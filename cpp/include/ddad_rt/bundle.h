@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "ddad_rt/export.h"
+
 namespace ddad_rt {
 
 //! The bundle format this build reads and writes.
@@ -34,6 +36,10 @@ struct Bundle {
   //! tolerance (manifest "precision_checks": {"bf16": {"passed": true, ...}}); precision
   //! "auto" uses only these.
   std::vector<std::string> validated_precisions;
+  //! Calibrated operating points (manifest "operating_points", written by `ddad-rt
+  //! calibrate`): specificity key ("0.95") -> score key -> threshold. An image is flagged
+  //! when its score is above the threshold. Empty: the bundle is not calibrated.
+  std::map<std::string, std::map<std::string, double>> thresholds;
   //! Bytes of each graph file, read once and hash-checked (no re-read, no TOCTOU).
   std::map<std::string, std::string> graph_bytes;
 
@@ -43,9 +49,13 @@ struct Bundle {
   bool uncertainty() const { return backbone == "ae-u"; }
 };
 
+//! The manifest key of a specificity, as `ddad-rt calibrate` writes it: 0.95 -> "0.95",
+//! 0.9 -> "0.90", 0.995 -> "0.995".
+DDAD_RT_API std::string specificity_key(double specificity);
+
 //! Loads `dir/manifest.json`, checks format and fields, verifies the sha256 of every listed
 //! file (regular files only: no symbolic links), and checks every graph's inputs and outputs
 //! against the manifest (no external data). Throws BundleError with the reason and the remedy.
-Bundle load_bundle(const std::string& dir);
+DDAD_RT_API Bundle load_bundle(const std::string& dir);
 
 }  // namespace ddad_rt

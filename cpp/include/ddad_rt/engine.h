@@ -11,12 +11,14 @@
 #include <vector>
 
 #include "ddad_rt/bundle.h"
+#include "ddad_rt/export.h"
 #include "ddad_rt/scores.h"
 #include "ddad_rt/tensor.h"
 
 namespace ddad_rt {
 
 class Backend;
+struct Selection;
 
 //! How to build an engine.
 struct EngineOptions {
@@ -36,9 +38,12 @@ struct EngineOptions {
   std::string cache_dir;
 };
 
-//! Where score() writes, indexed by Score. Scores are [n]; maps are [n, h, w]. Every score
-//! the bundle has needs a score pointer; maps are either all null (not wanted) or all set.
-//! Pointers for scores the bundle does not have are ignored.
+//! Where score() writes, indexed by Score. Scores are [n]; maps are [n, h, w].
+//! The scores computed are those with a score pointer set (at least one, each one the
+//! bundle has; ScoreOutputs::all() style callers set every score of Engine::scores()). Their
+//! maps are either all null (not wanted) or all set. Only the networks the chosen scores
+//! need run: rec, intra and inter come from the ensemble alone, r_dual adds R_dual, r_intra
+//! adds R_intra.
 struct ScoreOutputs {
   std::array<float*, kNumScores> scores{};
   std::array<float*, kNumScores> maps{};
@@ -48,39 +53,62 @@ struct ScoreOutputs {
   float* map(Score s) const { return maps[static_cast<int>(s)]; }
 };
 
-//! A loaded bundle bound to a backend. score() may be called from several threads at once.
-class Engine {
+//! A loaded bundle bound to a backend. score() and predict() may be called from several
+//! threads at once.
+class DDAD_RT_API Engine {
  public:
+  //! Throws BundleError (bundle), EngineError (device, backend) or std::invalid_argument
+  //! (an option out of range).
   Engine(const std::string& bundle_dir, const EngineOptions& options);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  //! Validates `images` (throws std::invalid_argument naming the problem) and scores them.
+  //! Validates `images` and `out` (throws std::invalid_argument naming the problem) and
+  //! scores them.
   void score(const ImageBatch& images, const ScoreOutputs& out) const;
+
+  //! Scores `images` for `score` (one the bundle has) into scores_out [n] and flags
+  //! (flags_out [n]: 1 above the threshold, else 0) those above the bundle's calibrated
+  //! threshold at `specificity`, which it returns. Throws as threshold() does.
+  double predict(const ImageBatch& images, double specificity, Score score, float* scores_out,
+                 std::uint8_t* flags_out) const;
+
+  //! The bundle's calibrated threshold for `score` at `specificity` (e.g. 0.95). Throws
+  //! BundleError when the bundle is not calibrated (`ddad-rt calibrate` sets it), and
+  //! std::invalid_argument when it is, but not at that specificity or for that score.
+  double threshold(Score score, double specificity) const;
 
   //! Checks an input batch without running it; score() calls this first.
   void validate(const ImageBatch& images) const;
 
   const Bundle& bundle() const { return bundle_; }
+  //! The scores the bundle provides.
+  ScoreSet scores() const { return has_; }
   //! True when the bundle provides score `s`.
-  bool has_score(Score s) const { return has_[static_cast<int>(s)]; }
+  bool has_score(Score s) const { return has_.contains(s); }
+  //! The score a screening flag uses unless told otherwise (manifest "default_score").
+  Score default_score() const { return default_score_; }
   const EngineOptions& options() const { return options_; }
   //! Backend name ("openvino", "tensorrt"), device ("cpu", "cuda") and precision, and why
   //! those were chosen; on a GPU also the GPU, the TensorRT version and the engine cache.
   std::map<std::string, std::string> info() const;
 
  private:
+  void create_backend();
+  Selection select(const ScoreOutputs& out) const;
+
   Bundle bundle_;
   EngineOptions options_;
   std::string device_reason_;
   std::unique_ptr<Backend> backend_;
-  std::array<bool, kNumScores> has_{};
+  ScoreSet has_;
+  Score default_score_ = Score::kInter;
 };
 
 //! What this build contains (backends, kernels, versions): "version", "openvino",
 //! "cuda_kernels" and "tensorrt" ("true"/"false"), "cuda_architectures", "cuda_runtime",
 //! "tensorrt_headers".
-std::map<std::string, std::string> build_info();
+DDAD_RT_API std::map<std::string, std::string> build_info();
 
 }  // namespace ddad_rt

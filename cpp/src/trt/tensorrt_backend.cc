@@ -529,14 +529,6 @@ class TensorRtBackend final : public Backend {
   std::string precision_reason() const override { return precision_reason_; }
   std::string refine_impl() const override { return "tensorrt"; }
 
-  void run_ensemble(const float*, std::int64_t, const EnsembleOutputs&) override {
-    throw std::logic_error("the TensorRT backend runs the whole pipeline (score_chunk)");
-  }
-  void run_refine(Refiner, const float*, std::int64_t, float*) override {
-    throw std::logic_error("the TensorRT backend runs the whole pipeline (score_chunk)");
-  }
-  bool runs_pipeline() const override { return true; }
-
   std::map<std::string, std::string> extra_info() const override {
     std::string cache;
     for (const auto& [role, what] : cache_report_) cache += (cache.empty() ? "" : "; ") + role + ": " + what;
@@ -553,12 +545,12 @@ class TensorRtBackend final : public Backend {
   }
 
   void score_chunk(const ImageBatch& images, std::int64_t start, std::int64_t count,
-                   const ScoreOutputs& out, bool want_maps) override {
+                   const ScoreOutputs& out, const Selection& selection) override {
     health_.check();
     DDAD_CUDA_CHECK(cudaSetDevice(device_));
     Lease lease(*this);
     try {
-      run_chunk(*lease.slot, images, start, count, out, want_maps);
+      run_chunk(*lease.slot, images, start, count, out, selection);
     } catch (const std::exception& e) {
       const auto* cuda_error = dynamic_cast<const CudaError*>(&e);
       if (settle_after_failure(lease, cuda_error ? cuda_error->code() : cudaSuccess, e.what())) throw;
@@ -567,10 +559,15 @@ class TensorRtBackend final : public Backend {
   }
 
  private:
+  // A captured pipeline differs by input type, by the scores asked for (which refiners run)
+  // and by whether maps are copied back.
   struct GraphKey {
     int type;
+    unsigned scores;
     bool maps;
-    bool operator<(const GraphKey& o) const { return std::tie(type, maps) < std::tie(o.type, o.maps); }
+    bool operator<(const GraphKey& o) const {
+      return std::tie(type, scores, maps) < std::tie(o.type, o.scores, o.maps);
+    }
   };
 
   // Execution contexts for one batch size, bound to a slot's buffers, and the CUDA graphs of
@@ -673,28 +670,28 @@ class TensorRtBackend final : public Backend {
   }
 
   void run_chunk(Slot& slot, const ImageBatch& images, std::int64_t start, std::int64_t count,
-                 const ScoreOutputs& out, bool want_maps) {
+                 const ScoreOutputs& out, const Selection& sel) {
     Plan& plan = slot.plan_for(*this, count);
     const std::size_t pixel_bytes = dtype_size(images.dtype);
     const std::size_t in_bytes = static_cast<std::size_t>(count * hw_) * pixel_bytes;
     std::memcpy(slot.raw_host.get(),
                 static_cast<const char*>(images.data) + static_cast<std::size_t>(start * hw_) * pixel_bytes,
                 in_bytes);
-    if (want_maps) slot.ensure_maps(*this);
+    if (sel.maps) slot.ensure_maps(*this);
     static_assert(static_cast<int>(DType::kUInt8) == static_cast<int>(cuda::RawType::kUInt8) &&
                       static_cast<int>(DType::kUInt16) == static_cast<int>(cuda::RawType::kUInt16) &&
                       static_cast<int>(DType::kFloat32) == static_cast<int>(cuda::RawType::kFloat32),
                   "cuda::RawType mirrors DType");
     const auto type = static_cast<cuda::RawType>(static_cast<int>(images.dtype));
-    const GraphKey gkey{static_cast<int>(type), want_maps};
+    const GraphKey gkey{static_cast<int>(type), sel.scores.bits(), sel.maps};
     auto g = plan.graphs.find(gkey);
     if (g != plan.graphs.end() && g->second) {
       DDAD_CUDA_CHECK(cudaGraphLaunch(g->second.get(), slot.stream.get()));
     } else {
-      enqueue(slot, plan, type, want_maps, count);
+      enqueue(slot, plan, type, sel, count);
       if (g == plan.graphs.end()) {
         DDAD_CUDA_CHECK(cudaStreamSynchronize(slot.stream.get()));
-        plan.graphs[gkey] = capture(slot, plan, type, want_maps, count);
+        plan.graphs[gkey] = capture(slot, plan, type, sel, count);
       }
     }
     DDAD_CUDA_CHECK(cudaStreamSynchronize(slot.stream.get()));
@@ -702,21 +699,13 @@ class TensorRtBackend final : public Backend {
     const float* scores = static_cast<const float*>(slot.scores_host.get());
     const float* maps = static_cast<const float*>(slot.maps_host.get());
     for (Score s : kAllScores) {
-      if (!out.score(s) || !has(s)) continue;
+      if (!sel.wants(s)) continue;
       const int idx = static_cast<int>(s);
       std::memcpy(out.score(s) + start, scores + idx * max_batch_, sizeof(float) * count);
-      if (want_maps) {
+      if (sel.maps) {
         std::memcpy(out.map(s) + start * hw_, maps + idx * max_batch_ * hw_,
                     sizeof(float) * count * hw_);
       }
-    }
-  }
-
-  bool has(Score s) const {
-    switch (s) {
-      case Score::kRDual: return has_dual_;
-      case Score::kRIntra: return has_intra_;
-      default: return true;
     }
   }
 
@@ -850,13 +839,14 @@ class TensorRtBackend final : public Backend {
   float* score_ptr(const Slot& s, Score score) const {
     return as_floats(s.scores) + static_cast<int>(score) * max_batch_;
   }
-  float* map_ptr(const Slot& s, Score score, bool want_maps) const {
-    return want_maps ? as_floats(s.maps) + static_cast<int>(score) * max_batch_ * hw_ : nullptr;
+  float* map_ptr(const Slot& s, Score score, const Selection& sel) const {
+    return sel.maps && sel.wants(score) ? as_floats(s.maps) + static_cast<int>(score) * max_batch_ * hw_
+                                        : nullptr;
   }
 
   // The whole pipeline for `n` images on the slot's stream; no synchronisation inside, so it
   // can be captured into a CUDA graph.
-  void enqueue(Slot& s, Plan& p, cuda::RawType type, bool want_maps, std::int64_t n) {
+  void enqueue(Slot& s, Plan& p, cuda::RawType type, const Selection& sel, std::int64_t n) {
     cudaStream_t stream = s.stream.get();
     const std::size_t pixel_bytes = type == cuda::RawType::kUInt8 ? 1 : type == cuda::RawType::kUInt16 ? 2 : 4;
     DDAD_CUDA_CHECK(cudaMemcpyAsync(s.raw.get(), s.raw_host.get(), static_cast<std::size_t>(n * hw_) * pixel_bytes,
@@ -880,18 +870,19 @@ class TensorRtBackend final : public Backend {
     d.n = static_cast<int>(n);
     d.k = k_;
     d.hw = hw_;
-    d.map_rec = map_ptr(s, Score::kRec, want_maps);
-    d.map_intra = map_ptr(s, Score::kIntra, want_maps);
-    d.map_inter = map_ptr(s, Score::kInter, want_maps);
-    d.dual_in = has_dual_ ? as_floats(s.dual_in) : nullptr;
-    d.intra_in = has_intra_ ? as_floats(s.intra_in) : nullptr;
+    d.map_rec = map_ptr(s, Score::kRec, sel);
+    d.map_intra = map_ptr(s, Score::kIntra, sel);
+    d.map_inter = map_ptr(s, Score::kInter, sel);
+    // Only the refiners the selection needs get their inputs, and run.
+    d.dual_in = sel.wants(Score::kRDual) ? as_floats(s.dual_in) : nullptr;
+    d.intra_in = sel.wants(Score::kRIntra) ? as_floats(s.intra_in) : nullptr;
     d.partials = as_floats(s.partials);
     d.score_rec = score_ptr(s, Score::kRec);
     d.score_intra = score_ptr(s, Score::kIntra);
     d.score_inter = score_ptr(s, Score::kInter);
     DDAD_CUDA_CHECK(cuda::launch_discrepancy(d, stream));
     for (auto [ctx, score] : {std::pair{p.dual.get(), Score::kRDual}, std::pair{p.intra.get(), Score::kRIntra}}) {
-      if (!ctx) continue;
+      if (!ctx || !sel.wants(score)) continue;
       if (!ctx->enqueueV3(stream)) {
         throw EngineError(std::string("TensorRT inference failed (") + score_key(score) + "): " +
                           logger().take_errors());
@@ -900,16 +891,16 @@ class TensorRtBackend final : public Backend {
       r.logits = as_floats(s.logits);
       r.n = static_cast<int>(n);
       r.hw = hw_;
-      r.map = map_ptr(s, score, want_maps);
+      r.map = map_ptr(s, score, sel);
       r.partials = as_floats(s.partials);
       r.score = score_ptr(s, score);
       DDAD_CUDA_CHECK(cuda::launch_refine(r, stream));
     }
     DDAD_CUDA_CHECK(cudaMemcpyAsync(s.scores_host.get(), s.scores.get(), sizeof(float) * kNumScores * max_batch_,
                                     cudaMemcpyDeviceToHost, stream));
-    if (want_maps) {
+    if (sel.maps) {
       for (Score score : kAllScores) {
-        if (!has(score)) continue;
+        if (!sel.wants(score)) continue;
         const std::size_t offset = static_cast<std::size_t>(static_cast<int>(score) * max_batch_ * hw_);
         DDAD_CUDA_CHECK(cudaMemcpyAsync(static_cast<float*>(s.maps_host.get()) + offset, as_floats(s.maps) + offset,
                                         sizeof(float) * n * hw_, cudaMemcpyDeviceToHost, stream));
@@ -919,12 +910,12 @@ class TensorRtBackend final : public Backend {
 
   // Records the pipeline into a CUDA graph (nothing runs). A failed capture leaves an empty
   // graph handle: that plan runs eagerly from then on.
-  GraphExec capture(Slot& s, Plan& p, cuda::RawType type, bool want_maps, std::int64_t n) {
+  GraphExec capture(Slot& s, Plan& p, cuda::RawType type, const Selection& sel, std::int64_t n) {
     cudaStream_t stream = s.stream.get();
     DDAD_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
     cudaGraph_t raw_graph = nullptr;
     try {
-      enqueue(s, p, type, want_maps, n);
+      enqueue(s, p, type, sel, n);
     } catch (const std::exception& e) {
       note_graph_failure(e.what());
       cudaStreamEndCapture(stream, &raw_graph);

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "backend.h"
-#include "device_status.h"
+#include "ddad_rt/device.h"
 
 namespace ddad_rt::trt {
 

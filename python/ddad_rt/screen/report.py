@@ -141,7 +141,7 @@ def _top_overlays(engine, rows: list[dict], key: str, map_scale
                 index.append((path, frame))
     if not images:
         return out
-    r = engine.score(np.stack(images), maps=True)
+    r = engine.score(np.stack(images), maps=True, scores=(key,))
     for i, (path, frame) in enumerate(index):
         s = float(r.scores[key][i])
         png = overlay_png(images[i], r.maps[key][i], map_scale, f"{key} {s:.5g}")

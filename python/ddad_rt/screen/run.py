@@ -69,6 +69,9 @@ class ScreenOptions:
         specificity: operating point (a calibrated specificity) at which images are flagged.
         threshold: flag above this score instead of a calibrated operating point.
         score: the score that is flagged (default: the bundle's default score).
+        all_scores: compute every score of the bundle and write each as a ``score_<key>``
+            column; by default only the flagged score is computed (its networks alone run:
+            the other refiner, most of an image's cost, is skipped).
         overlays: heatmap PNGs for "flagged" images, "all", or "none".
         dicom_sc: also write each overlay of a DICOM image as a Secondary Capture.
         include_phi: put the patient's name, ID and birth date in the outputs, and decoders'
@@ -94,6 +97,7 @@ class ScreenOptions:
     specificity: float = DEFAULT_SPECIFICITY
     threshold: float | None = None
     score: str | None = None
+    all_scores: bool = False
     overlays: str = "flagged"
     dicom_sc: bool = False
     include_phi: bool = False
@@ -332,11 +336,12 @@ def _set_up(bundle, inputs, out: Path, o: ScreenOptions) -> _Run:
     engine = Engine(bundle, device="cpu" if ray else o.device, num_threads=e_threads,
                     max_batch=max(o.batch_size, 1))
     manifest = engine.manifest
-    keys = list(manifest["scores"])
+    bundle_keys = list(manifest["scores"])
     key = o.score or manifest["default_score"]
-    if key not in keys:
-        msg = f"score {key!r} is not one of this bundle's scores: {', '.join(keys)}"
+    if key not in bundle_keys:
+        msg = f"score {key!r} is not one of this bundle's scores: {', '.join(bundle_keys)}"
         raise InputError(msg)
+    keys = bundle_keys if o.all_scores else [key]
     threshold, op_name, notes = _operating_point(manifest, o, key)
     modality = None if o.any_modality else (manifest.get("modality") or None)
     if not o.any_modality and not modality:
@@ -358,6 +363,7 @@ def _set_up(bundle, inputs, out: Path, o: ScreenOptions) -> _Run:
         "operating_point": op_name, "threshold": threshold, "include_phi": o.include_phi,
         "uids": o.uids, "uid_key_id": uids.key_id(o.uid_key if o.uids == "pseudonymize" else None),
         "any_modality": o.any_modality, "overlays": o.overlays, "dicom_sc": o.dicom_sc,
+        "scores": keys,
         "image_size": list(engine.image_size),
         "backend": f"{scored_with[0]} (Ray actors)" if ray else scored_with[0],
         "precision": scored_with[1], "started": time.strftime("%Y-%m-%dT%H:%M:%S")})

@@ -65,7 +65,7 @@ class ScoringPlan:
     """
 
     key: str
-    keys: list[str]
+    keys: list[str]  # the scores computed and written: [key], or all with --all-scores
     threshold: float | None
     overlays: str
     dicom_sc: bool
@@ -89,7 +89,7 @@ def score_frames(engine, plan: ScoringPlan, frames: list[Frame]) -> tuple[list[d
     need_maps = plan.overlays != "none"
     batch = np.stack([f.image for f in frames])
     t0 = time.perf_counter()
-    r = engine.score(batch, maps=need_maps)
+    r = engine.score(batch, maps=need_maps, scores=plan.keys)
     engine_ms = (time.perf_counter() - t0) * 1000 / len(batch)
     rows, pictures = [], []
     for i, f in enumerate(frames):

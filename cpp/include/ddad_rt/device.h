@@ -1,4 +1,4 @@
-// Whether device="cuda" can work here, and if not, exactly what is missing: the build's CUDA
+// The machine as the engine sees it. Whether device="cuda" can work here, and if not, exactly what is missing: the build's CUDA
 // kernels and TensorRT backend, the driver, a GPU, the TensorRT libraries (and where we
 // looked for them).
 #pragma once
@@ -6,10 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "ddad_rt/export.h"
+
 namespace ddad_rt {
 
 //! Everything the GPU path needs, as found on this machine.
-struct CudaStatus {
+struct DDAD_RT_API CudaStatus {
   bool usable = false;            //!< all of the below are present
   bool cuda_kernels = false;      //!< this build has the CUDA kernels
   bool tensorrt_backend = false;  //!< this build has the TensorRT backend
@@ -25,12 +27,16 @@ struct CudaStatus {
 };
 
 //! Probes the machine (cached after the first successful TensorRT load).
-CudaStatus cuda_status();
+DDAD_RT_API CudaStatus cuda_status();
 
 //! Extra folders to look in for libnvinfer and libnvonnxparser before the system search
 //! (the Python package adds the tensorrt_libs folder of a pip-installed TensorRT).
 //! $DDAD_RT_TENSORRT_LIB_DIR (colon-separated) is always searched first.
-void set_tensorrt_library_dirs(const std::vector<std::string>& dirs);
-std::vector<std::string> tensorrt_library_dirs();
+DDAD_RT_API void set_tensorrt_library_dirs(const std::vector<std::string>& dirs);
+DDAD_RT_API std::vector<std::string> tensorrt_library_dirs();
+
+//! The CPUs this process may run on: its affinity mask, capped by its cgroup's CPU quota;
+//! what num_threads = 0 uses.
+DDAD_RT_API int usable_cpus();
 
 }  // namespace ddad_rt

@@ -1,4 +1,5 @@
-// CPU backend: the bundle's ONNX graphs compiled by OpenVINO (linked from its pip wheel).
+// The bundle's ONNX graphs compiled by OpenVINO (linked from its pip wheel): the networks
+// the CPU pipeline (cpu/pipeline.cc) runs.
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -8,10 +9,10 @@
 #include <openvino/op/ops.hpp>
 #include <openvino/openvino.hpp>
 
-#include "backend.h"
-#include "ddad_rt/errors.h"
 #include "cpu/cpu_count.h"
+#include "cpu/networks.h"
 #include "cpu/thread_pool.h"
+#include "ddad_rt/errors.h"
 #include "ddad_rt/kernels/refine_net.h"
 
 namespace ddad_rt::cpu {
@@ -225,9 +226,9 @@ bool has_native_bf16(ov::Core& core) {
   return std::find(caps.begin(), caps.end(), ov::device::capability::BF16) != caps.end();
 }
 
-class OpenVinoBackend final : public Backend {
+class OpenVinoNetworks final : public Networks {
  public:
-  OpenVinoBackend(const Bundle& bundle, const EngineOptions& options)
+  OpenVinoNetworks(const Bundle& bundle, const EngineOptions& options)
       : k_(bundle.k), height_(bundle.height), width_(bundle.width),
         threads_(resolve_threads(options.num_threads)), has_logvar_(bundle.uncertainty()) {
     choose_precision(bundle, options.precision);
@@ -262,7 +263,6 @@ class OpenVinoBackend final : public Backend {
   }
 
   std::string name() const override { return "openvino"; }
-  std::string device() const override { return "cpu"; }
   std::string precision() const override { return precision_; }
   std::string precision_reason() const override { return precision_reason_; }
   std::string refine_impl() const override { return refine_impl_; }
@@ -356,8 +356,8 @@ class OpenVinoBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_openvino_backend(const Bundle& bundle, const EngineOptions& options) {
-  return std::make_unique<OpenVinoBackend>(bundle, options);
+std::unique_ptr<Networks> make_openvino_networks(const Bundle& bundle, const EngineOptions& options) {
+  return std::make_unique<OpenVinoNetworks>(bundle, options);
 }
 
 std::string openvino_version() {
