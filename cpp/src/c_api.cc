@@ -67,6 +67,7 @@ ddad_rt::ImageBatch image_batch(const ddad_rt_images* images) {
     case DDAD_RT_UINT8: batch.dtype = ddad_rt::DType::kUInt8; break;
     case DDAD_RT_UINT16: batch.dtype = ddad_rt::DType::kUInt16; break;
     case DDAD_RT_FLOAT32: batch.dtype = ddad_rt::DType::kFloat32; break;
+    case DDAD_RT_DTYPE_MAX_ENUM:
     default:
       throw std::invalid_argument("images->dtype " + std::to_string(static_cast<int>(images->dtype)) +
                                   " is not DDAD_RT_UINT8, DDAD_RT_UINT16 or DDAD_RT_FLOAT32");
@@ -106,6 +107,8 @@ std::string json_string(const std::string& s) {
 }  // namespace
 
 static_assert(DDAD_RT_NUM_SCORES == ddad_rt::kNumScores, "the C and C++ score lists agree");
+static_assert(sizeof(ddad_rt_score) == 4 && sizeof(ddad_rt_dtype) == 4 && sizeof(ddad_rt_status) == 4,
+              "the C API's enums are 32 bits wide");
 static_assert(static_cast<int>(DDAD_RT_SCORE_R_DUAL) == static_cast<int>(ddad_rt::Score::kRDual) &&
                   static_cast<int>(DDAD_RT_SCORE_R_INTRA) == static_cast<int>(ddad_rt::Score::kRIntra) &&
                   static_cast<int>(DDAD_RT_SCORE_INTER) == static_cast<int>(ddad_rt::Score::kInter),
@@ -139,6 +142,7 @@ const char* ddad_rt_status_name(ddad_rt_status status) {
     case DDAD_RT_ENGINE_ERROR: return "DDAD_RT_ENGINE_ERROR";
     case DDAD_RT_OUT_OF_MEMORY: return "DDAD_RT_OUT_OF_MEMORY";
     case DDAD_RT_INTERNAL_ERROR: return "DDAD_RT_INTERNAL_ERROR";
+    default: break;
   }
   return "DDAD_RT_UNKNOWN_STATUS";
 }

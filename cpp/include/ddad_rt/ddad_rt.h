@@ -21,6 +21,10 @@
  *   out.scores[DDAD_RT_SCORE_R_DUAL] = r_dual;   (n floats; only the scores set are computed)
  *   ddad_rt_status s = ddad_rt_engine_score(engine, &images, &out);
  *   ddad_rt_engine_destroy(engine);
+ *
+ * The enums end in a *_MAX_ENUM = 0x7FFFFFFF member (as Vulkan's do): they are 32 bits wide
+ * with every compiler, and any non-negative value a caller passes is a valid value of the
+ * type, refused with DDAD_RT_INVALID_ARGUMENT when it names nothing.
  */
 #ifndef DDAD_RT_DDAD_RT_H_
 #define DDAD_RT_DDAD_RT_H_
@@ -48,7 +52,8 @@ typedef enum ddad_rt_status {
                                    check, or is not calibrated (predict, threshold) */
   DDAD_RT_ENGINE_ERROR = 3,     /* the device is unavailable or the backend failed */
   DDAD_RT_OUT_OF_MEMORY = 4,
-  DDAD_RT_INTERNAL_ERROR = 5    /* a bug: please report it with the message */
+  DDAD_RT_INTERNAL_ERROR = 5,   /* a bug: please report it with the message */
+  DDAD_RT_STATUS_MAX_ENUM = 0x7FFFFFFF
 } ddad_rt_status;
 
 /* Pixel types: 8-bit (0-255), 16-bit (0-65535 full scale: pass raw 12-bit detector values
@@ -56,7 +61,8 @@ typedef enum ddad_rt_status {
 typedef enum ddad_rt_dtype {
   DDAD_RT_UINT8 = 0,
   DDAD_RT_UINT16 = 1,
-  DDAD_RT_FLOAT32 = 2
+  DDAD_RT_FLOAT32 = 2,
+  DDAD_RT_DTYPE_MAX_ENUM = 0x7FFFFFFF
 } ddad_rt_dtype;
 
 /* The anomaly scores of DDAD-ASR; also the index into ddad_rt_outputs' arrays and the bit
@@ -66,7 +72,8 @@ typedef enum ddad_rt_score {
   DDAD_RT_SCORE_INTRA = 1,   /* intra-discrepancy (NDM spread) */
   DDAD_RT_SCORE_INTER = 2,   /* inter-discrepancy (NDM vs UDM) */
   DDAD_RT_SCORE_R_INTRA = 3, /* R_intra refined */
-  DDAD_RT_SCORE_R_DUAL = 4   /* R_dual refined */
+  DDAD_RT_SCORE_R_DUAL = 4,  /* R_dual refined */
+  DDAD_RT_SCORE_MAX_ENUM = 0x7FFFFFFF
 } ddad_rt_score;
 #define DDAD_RT_NUM_SCORES 5
 
