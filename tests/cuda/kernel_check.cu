@@ -3,8 +3,12 @@
 // runs on any machine with a CUDA driver; .ci/gpu-device-check builds it with and without
 // fused multiply-adds and runs it, plain and under compute-sanitizer.
 //
-//   kernel_check            every case, then timings of the large batch
-//   kernel_check --quick    small cases only, no timings (for compute-sanitizer)
+//   kernel_check [--json PATH]            every case, then timings of the large batch
+//   kernel_check --quick [--json PATH]    small cases only, no timings (compute-sanitizer)
+//
+// --json writes a summary: the GPU, every comparison (label, output, values that differ, max
+// ulp, max relative score difference), the kernel timings (per launch and per image) and
+// whether all passed.
 //
 // For each output it prints how many values differ bit for bit from the emulation, the
 // largest difference in units in the last place (ulp) and the largest absolute difference.
@@ -44,6 +48,12 @@ constexpr std::int64_t kMaxUlpExact = 0;
 #endif
 constexpr double kScoreRel = 1e-6;  // scores: float tile sums, double across tiles
 int g_failures = 0;
+std::vector<std::string> g_json_checks;   // one JSON object per comparison
+std::vector<std::string> g_json_timings;  // one JSON object per timed kernel
+
+std::string json_record(const char* label, const char* what, const char* fields) {
+  return std::string("{\"case\": \"") + label + "\", \"output\": \"" + what + "\", " + fields + "}";
+}
 
 #define CHECK_CUDA(expr)                                                               \
   do {                                                                                 \
@@ -99,6 +109,13 @@ void compare_map(const char* label, const char* what, const std::vector<float>& 
   }
   const bool ok = max_ulp <= allowed_ulp;
   g_failures += !ok;
+  char fields[256];
+  std::snprintf(fields, sizeof fields,
+                "\"values\": %zu, \"differ\": %lld, \"max_ulp\": %lld, \"allowed_ulp\": %lld, "
+                "\"max_abs\": %.6g, \"passed\": %s",
+                ref.size(), static_cast<long long>(differ), static_cast<long long>(max_ulp),
+                static_cast<long long>(allowed_ulp), max_abs, ok ? "true" : "false");
+  g_json_checks.push_back(json_record(label, what, fields));
   std::printf("  %-26s %-10s %9lld of %9zu differ, max %4lld ulp, max abs %.3g%s\n", label,
               what, static_cast<long long>(differ), ref.size(), static_cast<long long>(max_ulp),
               max_abs, ok ? "" : "   FAIL");
@@ -113,6 +130,10 @@ void compare_scores(const char* label, const char* what, const std::vector<float
   }
   const bool ok = max_rel <= kScoreRel;
   g_failures += !ok;
+  char fields[160];
+  std::snprintf(fields, sizeof fields, "\"values\": %zu, \"max_rel\": %.6g, \"passed\": %s",
+                ref.size(), max_rel, ok ? "true" : "false");
+  g_json_checks.push_back(json_record(label, what, fields));
   std::printf("  %-26s %-10s max relative difference %.3g%s\n", label, what, max_rel,
               ok ? "" : "   FAIL");
 }
@@ -149,43 +170,78 @@ DiscrepancyData random_inputs(const DiscrepancyCase& c, unsigned seed) {
 
 // Host emulation and GPU outputs of one discrepancy launch, in one struct of vectors.
 struct DiscrepancyOut {
-  std::vector<float> rec, intra, inter, dual_in, s_rec, s_intra, s_inter;
+  std::vector<float> rec, intra, inter, dual_in, intra_in, s_rec, s_intra, s_inter;
 };
 
 DiscrepancyOut run_emulated(const DiscrepancyCase& c, const DiscrepancyData& in) {
   const std::int64_t img = c.n * c.hw;
   DiscrepancyOut o{std::vector<float>(img), std::vector<float>(img), std::vector<float>(img),
-                   std::vector<float>(2 * img), std::vector<float>(c.n),
+                   std::vector<float>(2 * img), std::vector<float>(img), std::vector<float>(c.n),
                    std::vector<float>(c.n), std::vector<float>(c.n)};
   std::vector<float> partials(3 * c.n * tiles_per_image(c.hw));
   DiscrepancyParams p{in.x.data(), in.udm.data(), in.ndm.data(),
                       c.uncertainty ? in.logvar.data() : nullptr, c.n, c.k, c.hw,
-                      o.rec.data(), o.intra.data(), o.inter.data(), o.dual_in.data(), nullptr,
-                      partials.data(), o.s_rec.data(), o.s_intra.data(), o.s_inter.data()};
+                      o.rec.data(), o.intra.data(), o.inter.data(), o.dual_in.data(),
+                      o.intra_in.data(), partials.data(), o.s_rec.data(), o.s_intra.data(),
+                      o.s_inter.data()};
   host::discrepancy(p);
   return o;
 }
 
 // Device buffers for one discrepancy launch; params() points a launch at them.
 struct DiscrepancyDevice {
-  DeviceBuffer<float> x, udm, ndm, logvar, rec, intra, inter, dual_in, partials, s_rec, s_intra,
-      s_inter;
+  DeviceBuffer<float> x, udm, ndm, logvar, rec, intra, inter, dual_in, intra_in, partials, s_rec,
+      s_intra, s_inter;
   DiscrepancyCase c;
   DiscrepancyDevice(const DiscrepancyCase& cs, const DiscrepancyData& in)
       : x(in.x), udm(in.udm), ndm(in.ndm), logvar(in.logvar), rec(cs.n * cs.hw),
         intra(cs.n * cs.hw), inter(cs.n * cs.hw), dual_in(2 * cs.n * cs.hw),
-        partials(3 * cs.n * tiles_per_image(cs.hw)), s_rec(cs.n), s_intra(cs.n), s_inter(cs.n),
+        intra_in(cs.n * cs.hw), partials(3 * cs.n * tiles_per_image(cs.hw)), s_rec(cs.n), s_intra(cs.n), s_inter(cs.n),
         c(cs) {}
-  DiscrepancyParams params() const {
+  // The refiners' inputs are written only for the refiners a score selection runs.
+  DiscrepancyParams params(bool want_dual = true, bool want_intra = true) const {
     return {x.ptr, udm.ptr, ndm.ptr, c.uncertainty ? logvar.ptr : nullptr, c.n, c.k, c.hw,
-            rec.ptr, intra.ptr, inter.ptr, dual_in.ptr, nullptr, partials.ptr, s_rec.ptr,
-            s_intra.ptr, s_inter.ptr};
+            rec.ptr, intra.ptr, inter.ptr, want_dual ? dual_in.ptr : nullptr,
+            want_intra ? intra_in.ptr : nullptr, partials.ptr, s_rec.ptr, s_intra.ptr, s_inter.ptr};
   }
   DiscrepancyOut outputs() const {
-    return {rec.to_host(), intra.to_host(), inter.to_host(), dual_in.to_host(),
+    return {rec.to_host(), intra.to_host(), inter.to_host(), dual_in.to_host(), intra_in.to_host(),
             s_rec.to_host(), s_intra.to_host(), s_inter.to_host()};
   }
 };
+
+bool untouched(const std::vector<float>& v) {  // still the 0xff fill of DeviceBuffer
+  return std::all_of(v.begin(), v.end(), [](float f) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    return bits == 0xffffffffu;
+  });
+}
+
+// Score selections (only R_intra's input, or no refiner input) give the same maps and
+// scores bit for bit, and leave the inputs of refiners that do not run untouched.
+void check_selections(const DiscrepancyCase& c, const DiscrepancyData& in,
+                      const DiscrepancyOut& all, const char* label) {
+  for (const bool want_intra : {true, false}) {
+    DiscrepancyDevice dev(c, in);
+    CHECK_CUDA(launch_discrepancy(dev.params(false, want_intra), nullptr));
+    CHECK_CUDA(cudaDeviceSynchronize());
+    const DiscrepancyOut got = dev.outputs();
+    const bool same = got.rec == all.rec && got.intra == all.intra && got.inter == all.inter &&
+                      got.s_rec == all.s_rec && got.s_intra == all.s_intra &&
+                      got.s_inter == all.s_inter && (!want_intra || got.intra_in == all.intra_in);
+    const bool clean = untouched(got.dual_in) && (want_intra || untouched(got.intra_in));
+    g_failures += !(same && clean);
+    const char* what = want_intra ? "select r_intra" : "select none";
+    char fields[96];
+    std::snprintf(fields, sizeof fields, "\"same_as_all\": %s, \"unused_untouched\": %s, \"passed\": %s",
+                  same ? "true" : "false", clean ? "true" : "false", same && clean ? "true" : "false");
+    g_json_checks.push_back(json_record(label, what, fields));
+    std::printf("  %-26s %-10s %s, other refiner inputs %s%s\n", label, what,
+                same ? "identical to all" : "DIFFERENT", clean ? "untouched" : "WRITTEN",
+                same && clean ? "" : "   FAIL");
+  }
+}
 
 void check_discrepancy(const DiscrepancyCase& c, unsigned seed) {
   const DiscrepancyData in = random_inputs(c, seed);
@@ -209,9 +265,11 @@ void check_discrepancy(const DiscrepancyCase& c, unsigned seed) {
   compare_scores(label, "rec", got.s_rec, ref.s_rec);
   compare_scores(label, "intra", got.s_intra, ref.s_intra);
   compare_scores(label, "inter", got.s_inter, ref.s_inter);
+  compare_map(label, "R_intra in", got.intra_in, ref.intra, allowed);
   require_identical(label, again.s_rec, got.s_rec);
   require_identical(label, again.s_intra, got.s_intra);
   require_identical(label, again.rec, got.rec);
+  check_selections(c, in, got, label);
 }
 
 void check_refine(int n, std::int64_t hw, unsigned seed) {
@@ -277,6 +335,17 @@ double time_us(Launch launch, int reps) {
   return 1000.0 * ms[reps / 2];
 }
 
+void record_timing(const char* kernel, int n, double us, double bytes) {
+  std::printf("  time %-18s n=%d 64x64 K=3: %8.1f us per launch, %7.4f us per image, %6.0f GB/s\n",
+              kernel, n, us, us / n, bytes / us / 1e3);
+  char json[256];
+  std::snprintf(json, sizeof json,
+                "{\"kernel\": \"%s\", \"batch\": %d, \"image\": \"64x64\", \"k\": 3, "
+                "\"us_per_launch\": %.3f, \"us_per_image\": %.5f, \"gb_per_s\": %.1f}",
+                kernel, n, us, us / n, bytes / us / 1e3);
+  g_json_timings.push_back(json);
+}
+
 // The paper's 64x64 K=3 ensemble at a screening batch: bytes moved per launch vs time.
 void time_kernels() {
   for (bool uncertainty : {false, true}) {
@@ -285,8 +354,7 @@ void time_kernels() {
     DiscrepancyDevice dev(c, in);
     const double us = time_us([&] { return launch_discrepancy(dev.params(), nullptr); }, 50);
     const double bytes = 4.0 * c.n * c.hw * ((uncertainty ? 3 : 2) * c.k + 1 + 3 + 2);
-    std::printf("  time discrepancy n=1024 k=3 64x64%s: %8.1f us, %6.0f GB/s\n",
-                uncertainty ? " AE-U" : "     ", us, bytes / us / 1e3);
+    record_timing(uncertainty ? "discrepancy AE-U" : "discrepancy", c.n, us, bytes);
   }
   const int n = 1024;
   const std::int64_t hw = 64 * 64;
@@ -295,14 +363,54 @@ void time_kernels() {
   const double us = time_us(
       [&] { return launch_refine({logits.ptr, n, hw, map.ptr, partials.ptr, score.ptr}, nullptr); },
       50);
-  std::printf("  time refine      n=1024 64x64     : %8.1f us, %6.0f GB/s\n", us,
-              4.0 * n * hw * 3 / us / 1e3);
+  record_timing("refine", n, us, 4.0 * n * hw * 3);
+  // normalize: uint8 pixels in, float32 out
+  DeviceBuffer<unsigned char> raw(n * hw);
+  DeviceBuffer<float> x(n * hw);
+  const double norm_us = time_us(
+      [&] { return launch_normalize({raw.ptr, RawType::kUInt8, 0.5f, 0.5f, n * hw, x.ptr}, nullptr); },
+      50);
+  record_timing("normalize uint8", n, norm_us, 5.0 * n * hw);
 }
 
 }  // namespace
 
+void write_json(const std::string& path, const cudaDeviceProp& prop, bool quick) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (!f) {
+    std::fprintf(stderr, "cannot write %s\n", path.c_str());
+    ++g_failures;
+    return;
+  }
+  std::fprintf(f, "{\"gpu\": \"%s\", \"compute_capability\": \"%d.%d\", \"built_for\": \"%s\", "
+               "\"quick\": %s, \"failures\": %d, \"passed\": %s,\n \"checks\": [\n",
+               prop.name, prop.major, prop.minor, compiled_architectures(), quick ? "true" : "false",
+               g_failures, g_failures ? "false" : "true");
+  for (std::size_t i = 0; i < g_json_checks.size(); ++i) {
+    std::fprintf(f, "  %s%s\n", g_json_checks[i].c_str(), i + 1 < g_json_checks.size() ? "," : "");
+  }
+  std::fprintf(f, " ],\n \"timings\": [\n");
+  for (std::size_t i = 0; i < g_json_timings.size(); ++i) {
+    std::fprintf(f, "  %s%s\n", g_json_timings[i].c_str(), i + 1 < g_json_timings.size() ? "," : "");
+  }
+  std::fprintf(f, " ]}\n");
+  std::fclose(f);
+}
+
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  bool quick = false;
+  std::string json_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") {
+      quick = true;
+    } else if (arg == "--json" && i + 1 < argc) {
+      json_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: %s [--quick] [--json PATH]\n", argv[0]);
+      return 2;
+    }
+  }
   int devices = 0;
   if (const cudaError_t e = cudaGetDeviceCount(&devices); e != cudaSuccess || devices == 0) {
     std::printf("kernel_check skipped: no usable GPU (%s)\n",
@@ -327,13 +435,22 @@ int main(int argc, char** argv) {
   check_discrepancy({5, 3, 64 * 64, true}, 4);
   check_refine(3, 100, 7);
   check_refine(3, 64 * 64, 8);
+  // batch 1 at an odd image size (37x53), AE and AE-U
+  check_discrepancy({1, 3, 37 * 53, false}, 12);
+  check_discrepancy({1, 3, 37 * 53, true}, 13);
+  check_refine(1, 37 * 53, 14);
   if (!quick) {
+    // batch 256: the paper's size, and an odd one (61x67) with AE-U
+    check_discrepancy({256, 3, 64 * 64, false}, 15);
+    check_discrepancy({256, 3, 61 * 67, true}, 16);
+    check_refine(256, 61 * 67, 17);
     check_discrepancy({64, 3, 64 * 64, false}, 5);
     check_discrepancy({16, 5, 256 * 256, true}, 6);
     check_discrepancy({2, 3, 512 * 512, false}, 9);
     check_refine(64, 256 * 256, 10);
     time_kernels();
   }
+  if (!json_path.empty()) write_json(json_path, prop, quick);
   std::printf("kernel_check: %s\n", g_failures ? "FAILED" : "passed");
   return g_failures ? 1 : 0;
 }
