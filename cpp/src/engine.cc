@@ -95,10 +95,13 @@ void Engine::create_backend() {
 #if defined(DDAD_RT_HAVE_OPENVINO)
   backend_ = cpu::make_cpu_backend(bundle_, cpu::make_openvino_networks(bundle_, options_));
 #else
-  throw EngineError("the CPU is unavailable: this ddad_rt was built without a CPU backend "
-                    "(DDAD_RT_WITH_OPENVINO=OFF, e.g. a TensorRT-only Jetson build); " +
-                    device_reason_ + ". Use device='cuda' on a machine with a usable GPU, or "
-                    "rebuild with -DDDAD_RT_WITH_OPENVINO=ON");
+  const std::string why = options_.device == "cpu"
+                              ? "device='cpu' is unavailable"
+                              : "device='auto' fell back to the CPU (" + device_reason_ + "), but it is unavailable";
+  throw EngineError(why + ": this build of ddad_rt has no CPU backend (built with "
+                    "DDAD_RT_WITH_OPENVINO=OFF, e.g. a TensorRT-only Jetson build). Use "
+                    "device='cuda' on a machine with a usable GPU, or rebuild with "
+                    "-DDDAD_RT_WITH_OPENVINO=ON");
 #endif
 }
 

@@ -120,6 +120,13 @@ static void checks_with_a_bundle(const char* bundle) {
                 "device must be", "unknown device");
   options.device = "cpu";
   options.max_batch = 2; /* 5 images: chunks of 2, 2, 1 */
+  if (strstr(ddad_rt_build_info(), "\"openvino\": \"\"") != NULL) {
+    /* A build without the CPU backend (TensorRT-only) refuses the CPU and says why. */
+    expect_status(ddad_rt_engine_create(bundle, &options, &engine), DDAD_RT_ENGINE_ERROR,
+                  "has no CPU backend", "cpu in a build without OpenVINO");
+    CHECK(engine == NULL);
+    return;
+  }
   expect_status(ddad_rt_engine_create(bundle, &options, &engine), DDAD_RT_OK, "", "create");
   if (engine == NULL) return;
   CHECK(ddad_rt_last_error()[0] == '\0');
