@@ -9,7 +9,7 @@ from __future__ import annotations
 import ddad_rt
 import numpy as np
 import pytest
-from test_engine_parity import reference
+from test_engine_parity import random_images, reference
 
 BACKENDS = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.gpu)]
 #: GPU engines may run reduced precision only when asked; fp32 here, so one tolerance.
@@ -31,13 +31,7 @@ def bundle_of_each_backbone(request):
 def test_every_backend_matches_the_cpu_reference(bundle_of_each_backbone, device, dtype, rng):
     bundle = bundle_of_each_backbone
     engine = ddad_rt.Engine(bundle, device=device, precision="fp32", max_batch=4)
-    n = 6  # two chunks: a full one and a remainder
-    if dtype == "uint8":
-        images = rng.integers(0, 256, (n, 32, 32), dtype=np.uint8)
-        unit = images.astype(np.float32) / np.float32(255)
-    else:
-        images = rng.random((n, 32, 32), dtype=np.float32)
-        unit = images
+    images, unit = random_images(rng, 6, dtype)  # two chunks: a full one and a remainder
     ref_maps, ref_scores, _ = reference(bundle, unit)
     rtol, atol = TOLERANCE[device]
     for wanted in selections(engine.info["scores"]):

@@ -104,6 +104,21 @@ def test_a_full_disk_is_2_and_an_interrupt_is_130(bundle, capsys, monkeypatch):
     assert main(["info"]) == 130
 
 
+def test_output_cut_short_by_its_reader_is_not_an_error(bundle, monkeypatch, capsys):
+    """`ddad-rt info BUNDLE | head -3`: the reader closes the pipe early; that is exit 0 and
+    no traceback, not a bug report. (A pipe whose reader is gone: every write fails.)"""
+    import os
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with capsys.disabled(), os.fdopen(write_end, "w", buffering=1) as stdout:
+        monkeypatch.setattr(sys, "stdout", stdout)
+        assert main(["info", str(bundle)]) == 0
+        monkeypatch.undo()
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_input_error_is_one_class_from_cpp_and_python(bundle):
     with pytest.raises(ddad_rt.InputError):  # std::invalid_argument in the engine
         ddad_rt.Engine(bundle, device="tpu")

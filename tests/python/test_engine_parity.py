@@ -47,6 +47,15 @@ def reference(bundle, images_unit: np.ndarray):
     return maps, scores, outs
 
 
+def random_images(rng, n: int, dtype: str, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(images as the engine takes them, the same in float32 [0, 1] for the reference)."""
+    if dtype == "uint8":
+        images = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
+        return images, images.astype(np.float32) / np.float32(255)
+    images = rng.random((n, size, size), dtype=np.float32)
+    return images, images
+
+
 def check(result, maps, scores):
     assert set(result.scores) == set(scores) == set(result.maps)
     for k in scores:
@@ -56,13 +65,7 @@ def check(result, maps, scores):
 
 @pytest.mark.parametrize("dtype", ["uint8", "float32"])
 def test_engine_matches_onnxruntime_and_numpy(engine, bundle, rng, dtype):
-    n = 21  # > max_batch (8): the engine splits the batch
-    if dtype == "uint8":
-        images = rng.integers(0, 256, (n, 32, 32), dtype=np.uint8)
-        unit = images.astype(np.float32) / np.float32(255)
-    else:
-        images = rng.random((n, 32, 32), dtype=np.float32)
-        unit = images
+    images, unit = random_images(rng, 21, dtype)  # 21 > max_batch (8): the engine splits it
     result = engine.score(images, maps=True)
     maps, scores, _ = reference(bundle, unit)
     check(result, maps, scores)

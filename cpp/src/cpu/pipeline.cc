@@ -1,19 +1,18 @@
 // The CPU pipeline: normalise a chunk, run the ensemble, one fused discrepancy pass, then
 // only the refiners the selection needs, each followed by its softmax-mean kernel.
 #include <algorithm>
-#include <mutex>
 #include <utility>
 #include <vector>
 
 #include "cpu/networks.h"
+#include "cpu/spare_pool.h"
 #include "ddad_rt/kernels/discrepancy.h"
 #include "input.h"
 
 namespace ddad_rt::cpu {
 namespace {
 
-// One call's buffers. Kept in a pool and reused: a chunk never pays for fresh pages again,
-// and concurrent callers never share one.
+// One call's buffers, kept in a SparePool: a chunk never pays for fresh pages again.
 struct Workspace {
   std::vector<float> x, udm, ndm, logvar;
   // The refiners' inputs: R_dual reads [A_inter, A_intra] as two channels, R_intra [A_intra].
@@ -37,9 +36,9 @@ class CpuBackend final : public Backend {
 
   void score_chunk(const ImageBatch& images, std::int64_t start, std::int64_t count,
                    const ScoreOutputs& out, const Selection& selection) override {
-    std::unique_ptr<Workspace> ws = lease();
+    std::unique_ptr<Workspace> ws = workspaces_.take();
     run(*ws, images, start, count, out, selection);
-    give_back(std::move(ws));  // not on failure: a half-used workspace is simply dropped
+    workspaces_.give_back(std::move(ws));  // not on failure: a half-used one is simply dropped
   }
 
  private:
@@ -131,25 +130,12 @@ class CpuBackend final : public Backend {
     grow(ws.unused_scores, kNumScores);
   }
 
-  std::unique_ptr<Workspace> lease() {
-    std::lock_guard<std::mutex> lock(pool_mutex_);
-    if (pool_.empty()) return std::make_unique<Workspace>();
-    std::unique_ptr<Workspace> ws = std::move(pool_.back());
-    pool_.pop_back();
-    return ws;
-  }
-  void give_back(std::unique_ptr<Workspace> ws) {
-    std::lock_guard<std::mutex> lock(pool_mutex_);
-    pool_.push_back(std::move(ws));
-  }
-
   std::unique_ptr<Networks> networks_;
   int k_;
   std::int64_t hw_;
   float mean_, std_;
   bool uncertainty_;
-  std::mutex pool_mutex_;
-  std::vector<std::unique_ptr<Workspace>> pool_;
+  SparePool<Workspace> workspaces_;
 };
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "cpu/refine_kernels.h"
 #include "cpu/refine_layers.h"
 #include "cpu/refine_layout.h"
+#include "cpu/spare_pool.h"
 #include "cpu/thread_pool.h"
 
 namespace ddad_rt {
@@ -59,20 +60,7 @@ struct RefineNet::Impl {
   Packed p;
   Kernels k;
   std::shared_ptr<ThreadPool> pool;
-  std::mutex spare_mutex;
-  std::vector<std::unique_ptr<Workspace>> spare;  // workspaces of finished runs, for reuse
-
-  std::unique_ptr<Workspace> take_workspace() {
-    std::lock_guard<std::mutex> lock(spare_mutex);
-    if (spare.empty()) return std::make_unique<Workspace>();
-    std::unique_ptr<Workspace> ws = std::move(spare.back());
-    spare.pop_back();
-    return ws;
-  }
-  void give_back(std::unique_ptr<Workspace> ws) {
-    std::lock_guard<std::mutex> lock(spare_mutex);
-    spare.push_back(std::move(ws));
-  }
+  SparePool<Workspace> workspaces;  // of finished runs, for reuse
 
   // The M->M convolution of tiles [t0, t0 + nt) of one image.
   void conv2_block(const Geometry& g, const float* h1, float* h2, std::int64_t t0, int nt,
@@ -129,8 +117,8 @@ void RefineNet::run(const float* maps, std::int64_t n, std::int64_t h, std::int6
   struct Lease {
     Impl& s;
     std::unique_ptr<Workspace> ws;
-    ~Lease() { s.give_back(std::move(ws)); }
-  } lease{s, s.take_workspace()};
+    ~Lease() { s.workspaces.give_back(std::move(ws)); }
+  } lease{s, s.workspaces.take()};
   Workspace& ws = *lease.ws;
   // A concurrent caller that finds the pool busy runs on its own thread.
   std::unique_lock<std::mutex> claim = s.pool->try_claim();
