@@ -52,12 +52,20 @@ void check_options(const EngineOptions& o) {
 Engine::Engine(const std::string& bundle_dir, const EngineOptions& options)
     : options_(options) {
   check_options(options_);
+  // The GPU question first: device='cuda' without a GPU fails before any loading.
+  CudaStatus status;
+  if (options_.device != "cpu") {
+    status = cuda_status();
+    if (!status.usable && options_.device == "cuda") {
+      throw EngineError("device='cuda' is unavailable: " + status.explain());
+    }
+  }
   bundle_ = load_bundle(bundle_dir);
   for (const std::string& key : bundle_.scores) {
     if (auto s = score_from_key(key)) has_.insert(*s);
   }
   default_score_ = *score_from_key(bundle_.default_score);  // load_bundle checked the key
-  create_backend();
+  create_backend(status);
   // Graph bytes are compiled into the backend; do not keep a second copy alive.
   bundle_.graph_bytes.clear();
 }
@@ -66,14 +74,7 @@ Engine::~Engine() = default;
 
 // The GPU when asked for (or, for "auto", when usable and its backend builds), else the CPU.
 // A device this build lacks is refused with the reason, never swapped silently.
-void Engine::create_backend() {
-  CudaStatus status;
-  if (options_.device != "cpu") {
-    status = cuda_status();
-    if (!status.usable && options_.device == "cuda") {
-      throw EngineError("device='cuda' is unavailable: " + status.explain());
-    }
-  }
+void Engine::create_backend(const CudaStatus& status) {
   if (options_.device == "cpu") {
     device_reason_ = "requested";
   } else if (!status.usable) {

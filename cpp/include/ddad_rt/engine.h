@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ddad_rt/bundle.h"
+#include "ddad_rt/device.h"
 #include "ddad_rt/export.h"
 #include "ddad_rt/scores.h"
 #include "ddad_rt/tensor.h"
@@ -95,7 +96,7 @@ class DDAD_RT_API Engine {
   std::map<std::string, std::string> info() const;
 
  private:
-  void create_backend();
+  void create_backend(const CudaStatus& status);
   Selection select(const ScoreOutputs& out) const;
 
   Bundle bundle_;
