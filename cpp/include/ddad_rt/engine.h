@@ -40,8 +40,8 @@ struct EngineOptions {
 };
 
 //! Where score() writes, indexed by Score. Scores are [n]; maps are [n, h, w].
-//! The scores computed are those with a score pointer set (at least one, each one the
-//! bundle has; ScoreOutputs::all() style callers set every score of Engine::scores()). Their
+//! The scores computed are those with a score pointer set: at least one, each one the
+//! bundle has (Engine::scores(); for every score, set a pointer for each of them). Their
 //! maps are either all null (not wanted) or all set. Only the networks the chosen scores
 //! need run: rec, intra and inter come from the ensemble alone, r_dual adds R_dual, r_intra
 //! adds R_intra.
