@@ -51,8 +51,8 @@ def prepare(folder: Path, data: str | None) -> None:
     paper's form added to a copy: the same ensemble and R_dual in both bundles."""
     import numpy as np
     import torch
-    from ddad_rt.bench.inference import bench_images
-    from ddad_rt.bench.inference import prepare as prepare_bench
+    from ddad_train.bench.inference import bench_images
+    from ddad_train.bench.inference import prepare as prepare_bench
     from ddad_train.export import add_refiners
     from ddad_train.models import RefineNet
 

@@ -48,7 +48,7 @@ def main() -> int:
     a = ap.parse_args()
 
     import numpy as np
-    from ddad_rt.bench.inference import prepare
+    from ddad_train.bench.inference import prepare
     from ddad_rt.synthetic import make_image
 
     work = Path(tempfile.mkdtemp(prefix="ddad-screen-memory-"))

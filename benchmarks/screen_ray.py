@@ -40,7 +40,7 @@ def main() -> int:
     import numpy as np
     import ray
     from ddad_rt import datasets
-    from ddad_rt.bench.inference import prepare
+    from ddad_train.bench.inference import prepare
     from ddad_rt.preprocess import load_images
     from ddad_rt.screen import ScreenOptions, screen
 

@@ -91,7 +91,7 @@ def main() -> int:
 
     import ddad_rt
     import numpy as np
-    from ddad_rt.bench.inference import prepare
+    from ddad_train.bench.inference import prepare
     from ddad_rt.preprocess import load_images
     from ddad_rt.screen import ScreenOptions, default_split, screen
 

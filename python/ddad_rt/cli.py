@@ -113,15 +113,15 @@ def cmd_bench(a: argparse.Namespace) -> int:
     except ImportError as e:
         raise InputError(f"the benchmark compares against ONNX Runtime: pip install "
                          f"'ddad-rt[train,bench]' ({e})") from None
-    from ddad_rt.bench import run_inference_bench
-    from ddad_rt.bench.report import markdown
+    from ddad_train.bench import run_inference_bench
+    from ddad_train.bench.report import markdown
 
     threads = tuple(a.threads)
     out = Path(a.out)
     command = "ddad-rt " + " ".join(sys.argv[1:]) if a.command_line is None else a.command_line
     inference = precision = training = None
     if a.device == "cuda":
-        from ddad_rt.bench import gpu_problems
+        from ddad_train.bench import gpu_problems
 
         if problems := gpu_problems():
             raise InputError("ddad-rt bench --device cuda needs a usable NVIDIA GPU: " +
@@ -160,7 +160,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         (out / "training.json").write_text(json.dumps(training, indent=1))
         (out / "training.md").write_text(training_markdown(training))
         print(training_markdown(training))
-    from ddad_rt.bench.report import summary_markdown
+    from ddad_train.bench.report import summary_markdown
 
     # Parts not run this time are summarised from the reports an earlier run left in --out.
     parts = {"inference": inference, "precision": precision, "training": training}

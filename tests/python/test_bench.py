@@ -12,7 +12,7 @@ import torch
 
 
 def test_onnx_flops_match_pytorch_flop_counter(trained):
-    from ddad_rt.bench.flops import graph_flops
+    from ddad_train.bench.flops import graph_flops
     from ddad_train.export import EnsembleGraph
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -30,7 +30,7 @@ def test_onnx_flops_match_pytorch_flop_counter(trained):
 
 @pytest.fixture(scope="module")
 def bench_dir(tmp_path_factory):
-    from ddad_rt.bench.inference import bench_images, prepare
+    from ddad_train.bench.inference import bench_images, prepare
 
     images, source = bench_images(None, n=8)
     assert images.shape == (8, 64, 64) and images.dtype == np.uint8 and source == "synthetic"
@@ -39,8 +39,8 @@ def bench_dir(tmp_path_factory):
 
 @pytest.mark.slow
 def test_contenders_compute_the_same_scores_and_the_report_uses_them(bench_dir):
-    from ddad_rt.bench.inference import run_rounds, run_worker
-    from ddad_rt.bench.report import markdown, summarize, summary_markdown
+    from ddad_train.bench.inference import run_rounds, run_worker
+    from ddad_train.bench.report import markdown, summarize, summary_markdown
 
     contenders = ("reference", "onnxruntime", "engine-fp32")
     results = run_rounds(bench_dir, [1], 1, contenders, min_seconds=0.0, latency_images=2,
@@ -97,7 +97,7 @@ def test_training_bench_reports_both_ways(synth_data, tmp_path):
     assert "| 1 | ddad_train, K=2 batched, fp32 (one run) |" in text
     assert "| 1 | ddad_train, K=2 batched, bf16 autocast (one run) |" in text
     # without the authors' code there is no training gate to report
-    from ddad_rt.bench.report import summary_markdown
+    from ddad_train.bench.report import summary_markdown
 
     assert "training a K=2" not in summary_markdown(None, None, res)
     res["report"]["1"]["ddad"]["vs_authors"] = 0.4
@@ -113,7 +113,7 @@ def test_worker_peak_memory_is_its_own_not_its_parents():
     import sys
 
     ballast = np.ones(600 * 2**20 // 8)  # the parent touches 600 MB
-    code = "from ddad_rt.bench.worker import peak_rss_mb; print(peak_rss_mb())"
+    code = "from ddad_train.bench.worker import peak_rss_mb; print(peak_rss_mb())"
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                  check=True).stdout)
     assert 5 < child < 300, child
@@ -122,7 +122,7 @@ def test_worker_peak_memory_is_its_own_not_its_parents():
 
 def test_gpu_report_gives_ratios_without_the_cpu_gates():
     # The GPU run (ddad-rt bench --device cuda) cannot run here; its report code can.
-    from ddad_rt.bench.report import markdown, summarize
+    from ddad_train.bench.report import markdown, summarize
 
     def run(contender, per_call, latency):
         return {"contender": contender, "path": "r_dual", "threads": 2, "device": "cuda",

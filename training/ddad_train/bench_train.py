@@ -133,7 +133,7 @@ def run_authors(spec: dict) -> dict:
 def worker(spec: dict) -> dict:
     run = {"ddad": run_ddad, "ddad-bf16": run_ddad, "plain": run_plain,
            "authors": run_authors}[spec["contender"]]
-    from ddad_rt.bench.worker import peak_rss_mb
+    from ddad_train.bench.worker import peak_rss_mb
 
     out = run(spec)
     out.update({k: spec[k] for k in ("contender", "threads", "epochs")})
@@ -156,7 +156,7 @@ def run_training_bench(data: str | Path, *, threads: tuple[int, ...] = (1, 2), e
     interleaved. Every run's wall time is measured around its whole process (start-up and
     image loading included, as for the authors' code); the gate compares those.
     Returns the report dict."""
-    from ddad_rt.bench.inference import worker_env
+    from ddad_train.bench.inference import worker_env
     from tqdm.auto import tqdm
 
     if authors_code is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddad_rt.bench.worker import CONTENDERS, PATHS
+from ddad_train.bench.worker import CONTENDERS, PATHS
 
 IMAGE_SIZE = 64
 K = 3
@@ -51,6 +51,7 @@ def prepare(bench_dir: str | Path, images: np.ndarray, seed: int = 0) -> Path:
     initialisation, BatchNorm statistics calibrated on ``images`` so activations have
     realistic ranges), their bundle with R_dual, the bundle without it, and the weights."""
     import torch
+
     from ddad_train.config import TrainConfig
     from ddad_train.export import add_refiners, export_bundle
     from ddad_train.models import AE, BatchedAE, RefineNet
@@ -112,7 +113,7 @@ def worker_env(threads: int, unpin_blas: bool = False) -> dict[str, str]:
 
 def run_worker(spec: dict, timeout: float = 900) -> dict:
     """Runs one contender in a fresh process and returns its measurements."""
-    proc = subprocess.run([sys.executable, "-m", "ddad_rt.bench.worker", json.dumps(spec)],
+    proc = subprocess.run([sys.executable, "-m", "ddad_train.bench.worker", json.dumps(spec)],
                           capture_output=True, text=True,
                           env=worker_env(spec["threads"], unpin_blas=spec["contender"] == "sgemm"),
                           timeout=timeout, check=False)

@@ -1,7 +1,7 @@
 """One contender of the inference benchmark, run in its own process so that its thread pool,
 warm caches and peak memory are its own:
 
-    python -m ddad_rt.bench.worker SPEC_JSON
+    python -m ddad_train.bench.worker SPEC_JSON
 
 SPEC_JSON names the contender, the path ("maps": A_rec/A_intra/A_inter only; "r_dual": up to
 the refined score), the bench directory (bundles, PyTorch weights, images), the thread count,
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from ddad_rt.errors import InputError
 
 CONTENDERS = ("reference", "onnxruntime", "engine-fp32", "engine-bf16")
@@ -41,6 +40,7 @@ class Reference:
 
     def __init__(self, bench_dir: Path, path: str, threads: int, device: str = "cpu") -> None:
         import torch
+
         from ddad_train.models import AE, RefineNet
 
         torch.set_num_threads(threads)

@@ -44,7 +44,7 @@ def summarize(results: list[dict], sgemm: dict[int, dict], flops: dict[str, floa
     the gate ratios and verdicts.
 
     Args:
-        results: worker outputs (see ddad_rt.bench.worker.measure).
+        results: worker outputs (see ddad_train.bench.worker.measure).
         sgemm: thread count -> sgemm_peak output.
         flops: path -> nominal FLOPs per image.
         gates: judge the CPU gates of issue 4 (the GPU run reports ratios only).

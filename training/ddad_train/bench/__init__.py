@@ -52,8 +52,8 @@ def run_inference_bench(out_dir: str | Path, *, threads: tuple[int, ...] = (1, 2
             no usable GPU, before anything is written).
         batch: the throughput batch (default: 64 on the CPU, 256 on a GPU).
     """
-    from ddad_rt.bench.flops import graph_flops
-    from ddad_rt.bench.inference import (
+    from ddad_train.bench.flops import graph_flops
+    from ddad_train.bench.inference import (
         IMAGE_SIZE,
         K,
         bench_images,
@@ -61,8 +61,8 @@ def run_inference_bench(out_dir: str | Path, *, threads: tuple[int, ...] = (1, 2
         run_rounds,
         run_worker,
     )
-    from ddad_rt.bench.report import markdown, summarize
-    from ddad_rt.bench.worker import CONTENDERS, GPU_CONTENDERS
+    from ddad_train.bench.report import markdown, summarize
+    from ddad_train.bench.worker import CONTENDERS, GPU_CONTENDERS
 
     if device not in ("cpu", "cuda"):
         msg = f"device must be 'cpu' or 'cuda', got {device!r}"
