@@ -76,9 +76,9 @@ def main() -> int:
 
     import ddad_rt
     import numpy as np
-    from ddad_train.bench.inference import prepare
     from ddad_rt.preprocess import load_images
     from ddad_rt.screen import default_split
+    from ddad_train.bench.inference import prepare
 
     work = Path(tempfile.mkdtemp(prefix="ddad-screen-errors-"))
     results: dict[str, list[dict]] = {}

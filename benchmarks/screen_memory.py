@@ -48,8 +48,8 @@ def main() -> int:
     a = ap.parse_args()
 
     import numpy as np
-    from ddad_train.bench.inference import prepare
     from ddad_rt.synthetic import make_image
+    from ddad_train.bench.inference import prepare
 
     work = Path(tempfile.mkdtemp(prefix="ddad-screen-memory-"))
     rng = np.random.default_rng(0)

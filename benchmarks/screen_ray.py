@@ -40,9 +40,9 @@ def main() -> int:
     import numpy as np
     import ray
     from ddad_rt import datasets
-    from ddad_train.bench.inference import prepare
     from ddad_rt.preprocess import load_images
     from ddad_rt.screen import ScreenOptions, screen
+    from ddad_train.bench.inference import prepare
 
     if not (DATA / "data.json").is_file():
         raise SystemExit(f"{DATA} not found: this benchmark uses the shared brain MRI images")

@@ -91,9 +91,9 @@ def main() -> int:
 
     import ddad_rt
     import numpy as np
-    from ddad_train.bench.inference import prepare
     from ddad_rt.preprocess import load_images
     from ddad_rt.screen import ScreenOptions, default_split, screen
+    from ddad_train.bench.inference import prepare
 
     work = Path(tempfile.mkdtemp(prefix="ddad-screen-bench-"))
     try:

@@ -124,20 +124,15 @@ Selection Engine::select(const ScoreOutputs& out) const {
       throw std::invalid_argument(std::string("the bundle has no '") + score_key(s) +
                                   "' score; it has " + score_keys(has_));
     }
+    const bool map = out.map(s) != nullptr;
+    if (!sel.scores.empty() && map != sel.maps) {
+      throw std::invalid_argument("map outputs must be set for every score asked for, or for none");
+    }
+    sel.maps = map;
     sel.scores.insert(s);
   }
   if (sel.scores.empty()) {
     throw std::invalid_argument("no score output is set: pass at least one of " + score_keys(has_));
-  }
-  bool first = true;
-  for (Score s : kAllScores) {
-    if (!sel.wants(s)) continue;
-    const bool map = out.map(s) != nullptr;
-    if (!first && map != sel.maps) {
-      throw std::invalid_argument("map outputs must be set for every score asked for, or for none");
-    }
-    sel.maps = map;
-    first = false;
   }
   return sel;
 }

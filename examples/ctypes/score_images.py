@@ -50,7 +50,7 @@ def load_library() -> C.CDLL:
     if not path:
         import ddad_rt  # only to find the library of a pip install
 
-        path = sorted(glob.glob(os.path.join(ddad_rt.cmake_prefix_path, "lib", "libddad_rt.so.*")))[0]
+        path = min(glob.glob(os.path.join(ddad_rt.cmake_prefix_path, "lib", "libddad_rt.so.*")))
     lib = C.CDLL(path)
     lib.ddad_rt_last_error.restype = C.c_char_p
     lib.ddad_rt_score_name.restype = C.c_char_p

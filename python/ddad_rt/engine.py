@@ -132,7 +132,8 @@ class Engine:
             maps: also return the per-pixel anomaly maps (of the scores computed).
             scores: the score keys wanted, e.g. ``("r_dual",)``; default: every score the
                 bundle has. Only the networks they need run: the refiners cost most of a
-                call, so asking for ``r_dual`` alone skips R_intra.
+                call, so asking for ``r_dual`` alone skips R_intra. ``result.score`` is the
+                bundle's default score when it was computed, else the first one computed.
 
         Raises:
             ValueError: wrong rank, size or dtype (uint16 included), float values outside

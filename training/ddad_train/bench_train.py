@@ -156,8 +156,9 @@ def run_training_bench(data: str | Path, *, threads: tuple[int, ...] = (1, 2), e
     interleaved. Every run's wall time is measured around its whole process (start-up and
     image loading included, as for the authors' code); the gate compares those.
     Returns the report dict."""
-    from ddad_train.bench.inference import worker_env
     from tqdm.auto import tqdm
+
+    from ddad_train.bench.inference import worker_env
 
     if authors_code is not None:
         runner = Path(runner) if runner else AUTHORS_RUNNER
