@@ -49,6 +49,14 @@ def test_every_backend_matches_the_cpu_reference(bundle_of_each_backbone, device
                                                err_msg=f"{device} map {k} of {wanted}")
 
 
+def test_the_cpu_engine_runs_every_decoders_last_layer_in_the_fast_form(bundle_of_each_backbone):
+    # The decoders' last transposed convolutions (1 or 2 output channels) are slow in
+    # OpenVINO as they are; the engine rewrites them (cpu/openvino_rewrites.h). The parity
+    # test above checks the numbers; this one that the rewrite still finds all 2K of them.
+    engine = ddad_rt.Engine(bundle_of_each_backbone, device="cpu", precision="fp32")
+    assert engine.info["subpixel_deconvolutions"] == str(2 * engine.info["k"])
+
+
 def test_a_score_the_bundle_lacks_is_refused_by_name(trained_memae):
     engine = ddad_rt.Engine(trained_memae[0], device="cpu")
     images = np.zeros((1, 32, 32), np.uint8)

@@ -11,6 +11,7 @@
 
 #include "cpu/cpu_count.h"
 #include "cpu/networks.h"
+#include "cpu/openvino_rewrites.h"
 #include "cpu/thread_pool.h"
 #include "ddad_rt/errors.h"
 #include "ddad_rt/kernels/refine_net.h"
@@ -22,35 +23,6 @@ using ddad_rt::Conv3x3;
 using ddad_rt::RefineNetWeights;
 
 using Port = ov::Output<const ov::Node>;
-
-// True if `out` is a MatMul with constant weights, possibly scaled and biased (the ONNX
-// frontend reads Gemm as alpha * (x W) + beta * b) within a few elementwise ops.
-bool is_dense_layer(const ov::Output<ov::Node>& out, int depth = 3) {
-  const std::shared_ptr<ov::Node> node = out.get_node_shared_ptr();
-  if (ov::as_type_ptr<ov::op::v0::MatMul>(node)) {
-    return ov::as_type_ptr<ov::op::v0::Constant>(node->get_input_node_shared_ptr(1)) != nullptr;
-  }
-  if (depth == 0 || !(ov::as_type_ptr<ov::op::v1::Add>(node) || ov::as_type_ptr<ov::op::v1::Multiply>(node))) {
-    return false;
-  }
-  return is_dense_layer(node->input_value(0), depth - 1) || is_dense_layer(node->input_value(1), depth - 1);
-}
-
-// For a single image a dense layer is a matrix-vector product, bound by reading its weights
-// (the ensemble reads about 100 MB per image). OpenVINO's MLAS kernel streams them nearly twice
-// as fast as the oneDNN brgemm it picks when a ReLU is fused into the layer (measured: 367 vs
-// 667 us for a 2048x1024 layer out of cache, 1 thread). max(x, 0) is the same function but is
-// not fused, so the layer keeps MLAS; the separate max costs a few microseconds.
-void keep_dense_layers_unfused(const std::shared_ptr<ov::Model>& model) {
-  for (const std::shared_ptr<ov::Node>& node : model->get_ordered_ops()) {
-    if (!ov::as_type_ptr<ov::op::v0::Relu>(node) || !is_dense_layer(node->input_value(0))) continue;
-    const ov::Output<ov::Node> in = node->input_value(0);
-    auto zero = ov::op::v0::Constant::create(in.get_element_type(), ov::Shape{}, {0.0f});
-    auto max = std::make_shared<ov::op::v1::Maximum>(in, zero);
-    max->set_friendly_name(node->get_friendly_name());
-    ov::replace_node(node, max);
-  }
-}
 
 // One graph compiled for the batch sizes the engine runs most - static shapes for a single
 // image and for a full chunk (max_batch), which OpenVINO plans ahead - plus a dynamic-batch
@@ -68,6 +40,7 @@ class Net {
       throw BundleError("the bundle's " + role + " graph must have exactly one input, it has " +
                         std::to_string(model->inputs().size()));
     }
+    subpixel_rewrites_ = transposed_convolutions_as_subpixel(model);
     ov::AnyMap config{
         // OpenVINO defaults to bf16 on CPUs that have it; the engine decides instead.
         ov::hint::inference_precision(precision),
@@ -110,6 +83,9 @@ class Net {
       copy_if_moved(req.get_tensor(v.ports[i]), outputs[i], out_shape);
     }
   }
+
+  //! How many transposed convolutions were rewritten (openvino_rewrites.h).
+  int subpixel_rewrites() const { return subpixel_rewrites_; }
 
  private:
   struct Version {
@@ -158,6 +134,7 @@ class Net {
   }
 
   std::string role_;
+  int subpixel_rewrites_ = 0;
   std::int64_t max_batch_ = 1;
   std::unique_ptr<Version> static_one_;
   std::unique_ptr<Version> static_max_;
@@ -267,7 +244,8 @@ class OpenVinoNetworks final : public Networks {
   std::string precision_reason() const override { return precision_reason_; }
   std::string refine_impl() const override { return refine_impl_; }
   std::map<std::string, std::string> extra_info() const override {
-    return {{"threads", std::to_string(threads_)}};
+    return {{"threads", std::to_string(threads_)},
+            {"subpixel_deconvolutions", std::to_string(ensemble_->subpixel_rewrites())}};
   }
 
   void run_ensemble(const float* images, std::int64_t n, const EnsembleOutputs& out) override {
