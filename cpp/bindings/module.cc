@@ -216,6 +216,15 @@ PYBIND11_MODULE(_core, m) {
            },
            py::arg("score"), py::arg("specificity"))
       .def_property_readonly("info", &info)
+      .def("stage_times",
+           [](Engine& e, bool reset) {
+             py::dict d;
+             for (const auto& [stage, t] : e.stage_times(reset)) {
+               d[py::str(stage)] = py::dict(py::arg("seconds") = t.seconds, py::arg("images") = t.images);
+             }
+             return d;
+           },
+           py::arg("reset") = false)
       .def_property_readonly("manifest_json",
                              [](const Engine& e) { return e.bundle().manifest_json; });
 }

@@ -57,6 +57,8 @@ class Backend {
                            const ScoreOutputs& out, const Selection& selection) = 0;
   //! More for Engine::info (e.g. threads, the GPU, the engine cache).
   virtual std::map<std::string, std::string> extra_info() const { return {}; }
+  //! Engine::stage_times; none by default.
+  virtual std::map<std::string, StageTime> stage_times(bool /*reset*/) { return {}; }
 };
 
 }  // namespace ddad_rt

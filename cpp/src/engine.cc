@@ -183,6 +183,10 @@ double Engine::predict(const ImageBatch& images, double specificity, Score score
   return t;
 }
 
+std::map<std::string, StageTime> Engine::stage_times(bool reset) {
+  return backend_->stage_times(reset);
+}
+
 std::map<std::string, std::string> Engine::info() const {
   std::map<std::string, std::string> info{
       {"backend", backend_->name()},

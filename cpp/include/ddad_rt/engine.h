@@ -54,6 +54,12 @@ struct ScoreOutputs {
   float* map(Score s) const { return maps[static_cast<int>(s)]; }
 };
 
+//! Time one pipeline stage took, summed over calls (Engine::stage_times).
+struct StageTime {
+  double seconds = 0;       //!< wall time inside the stage, summed over calls
+  std::int64_t images = 0;  //!< images it processed
+};
+
 //! A loaded bundle bound to a backend. score() and predict() may be called from several
 //! threads at once.
 class DDAD_RT_API Engine {
@@ -94,6 +100,12 @@ class DDAD_RT_API Engine {
   //! Backend name ("openvino", "tensorrt"), device ("cpu", "cuda") and precision, and why
   //! those were chosen; on a GPU also the GPU, the TensorRT version and the engine cache.
   std::map<std::string, std::string> info() const;
+  //! Where the time goes: wall time per pipeline stage (e.g. "input", "ensemble",
+  //! "discrepancy", "refine_dual", "refine_intra", "refine_softmax" on the CPU), summed over
+  //! every call since the engine was made or last reset (`reset` zeroes the sums after
+  //! reading them). Concurrent calls add up, so the sum can exceed elapsed time. Backends
+  //! that do not time their stages (TensorRT: its stages overlap on the GPU) return none.
+  std::map<std::string, StageTime> stage_times(bool reset = false);
 
  private:
   void create_backend(const CudaStatus& status);

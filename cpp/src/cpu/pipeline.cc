@@ -1,6 +1,7 @@
 // The CPU pipeline: normalise a chunk, run the ensemble, one fused discrepancy pass, then
 // only the refiners the selection needs, each followed by its softmax-mean kernel.
 #include <algorithm>
+#include <array>
 #include <utility>
 #include <vector>
 
@@ -8,9 +9,16 @@
 #include "cpu/spare_pool.h"
 #include "ddad_rt/kernels/discrepancy.h"
 #include "input.h"
+#include "stage_clock.h"
 
 namespace ddad_rt::cpu {
 namespace {
+
+// The stages Engine::stage_times reports, in pipeline order.
+enum Stage : std::size_t { kInput, kEnsemble, kDiscrepancy, kRefineDual, kRefineIntra, kSoftmax, kStages };
+constexpr std::array<const char*, kStages> kStageNames{
+    "input", "ensemble", "discrepancy", "refine_dual", "refine_intra", "refine_softmax"};
+using Clock = StageClock<kStages>;
 
 // One call's buffers, kept in a SparePool: a chunk never pays for fresh pages again.
 struct Workspace {
@@ -33,6 +41,7 @@ class CpuBackend final : public Backend {
   std::string precision_reason() const override { return networks_->precision_reason(); }
   std::string refine_impl() const override { return networks_->refine_impl(); }
   std::map<std::string, std::string> extra_info() const override { return networks_->extra_info(); }
+  std::map<std::string, StageTime> stage_times(bool reset) override { return clock_.read(reset); }
 
   void score_chunk(const ImageBatch& images, std::int64_t start, std::int64_t count,
                    const ScoreOutputs& out, const Selection& selection) override {
@@ -47,21 +56,34 @@ class CpuBackend final : public Backend {
     const bool r_dual = sel.wants(Score::kRDual);
     const bool r_intra = sel.wants(Score::kRIntra);
     size(ws, b, r_dual, r_intra);
-    normalize_images(images, start, b, mean_, std_, ws.x.data());
-    networks_->run_ensemble(ws.x.data(), b, {ws.udm.data(), ws.ndm.data(),
-                                             uncertainty_ ? ws.logvar.data() : nullptr});
-    discrepancy_pass(ws, start, b, out, sel);
+    {
+      Clock::Scope t(clock_, kInput, b);
+      normalize_images(images, start, b, mean_, std_, ws.x.data());
+    }
+    {
+      Clock::Scope t(clock_, kEnsemble, b);
+      networks_->run_ensemble(ws.x.data(), b, {ws.udm.data(), ws.ndm.data(),
+                                               uncertainty_ ? ws.logvar.data() : nullptr});
+    }
+    {
+      Clock::Scope t(clock_, kDiscrepancy, b);
+      discrepancy_pass(ws, start, b, out, sel);
+    }
     for (auto [refiner, score] : {std::pair{Refiner::kDual, Score::kRDual},
                                   std::pair{Refiner::kIntra, Score::kRIntra}}) {
       if (!sel.wants(score)) continue;
-      networks_->run_refine(refiner, refiner == Refiner::kDual ? ws.dual_in.data() : ws.intra_in.data(),
-                            b, ws.logits.data());
+      {
+        Clock::Scope t(clock_, refiner == Refiner::kDual ? kRefineDual : kRefineIntra, b);
+        networks_->run_refine(refiner, refiner == Refiner::kDual ? ws.dual_in.data() : ws.intra_in.data(),
+                              b, ws.logits.data());
+      }
       RefineArgs r;
       r.logits = ws.logits.data();
       r.n = b;
       r.hw = hw_;
       r.map = {sel.maps ? out.map(score) + start * hw_ : nullptr, hw_};
       r.score = out.score(score) + start;
+      Clock::Scope t(clock_, kSoftmax, b);
       cpu::refine(r);
     }
   }
@@ -136,6 +158,7 @@ class CpuBackend final : public Backend {
   float mean_, std_;
   bool uncertainty_;
   SparePool<Workspace> workspaces_;
+  Clock clock_{kStageNames};
 };
 
 }  // namespace
