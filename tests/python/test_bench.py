@@ -42,26 +42,34 @@ def test_contenders_compute_the_same_scores_and_the_report_uses_them(bench_dir):
     from ddad_train.bench.inference import run_rounds, run_worker
     from ddad_train.bench.report import markdown, summarize, summary_markdown
 
-    contenders = ("reference", "onnxruntime", "engine-fp32")
+    contenders = ("reference", "onnxruntime", "openvino-fp32", "engine-fp32")
     results = run_rounds(bench_dir, [1], 1, contenders, min_seconds=0.0, latency_images=2,
                          progress=False)
-    assert len(results) == 6  # 3 contenders x 2 paths
-    flops = {"maps": 1e8, "r_dual": 1.4e9}
+    # The authors' loop on maps and r_dual; the others on those and the default bundle's paths.
+    assert len(results) == 2 + 3 * 4
+    flops = {"maps": 1e8, "r_dual": 1.4e9, "default-all": 2.7e9, "default-r_dual": 1.4e9}
     sgemm = {1: run_worker({"contender": "sgemm", "threads": 1})}
     assert sgemm[1]["gflops"] > 0 and sgemm[1]["blas"]
     report = summarize(results, sgemm, flops)["1"]
-    for path, keys in (("maps", {"rec", "intra", "inter"}), ("r_dual", {"rec", "intra", "inter", "r_dual"})):
+    all_scores = {"rec", "intra", "inter", "r_dual", "r_intra"}
+    for path, keys in (("maps", {"rec", "intra", "inter"}), ("r_dual", {"rec", "intra", "inter", "r_dual"}),
+                       ("default-all", all_scores), ("default-r_dual", {"r_dual"})):
         per = report["paths"][path]
-        assert set(per) == set(contenders)
-        for c in contenders:
+        ran = contenders if path in ("maps", "r_dual") else contenders[1:]
+        assert set(per) == set(ran)
+        for c in ran:
             assert per[c]["max_abs_score_diff_vs_reference"] < 1e-4, (path, c)
         run = next(r for r in results if r["path"] == path and r["contender"] == "engine-fp32")
         assert set(run["scores"]) == keys
-        assert run["batch"] == 64 and len(run["scores"]["rec"]) == 64  # 8 images, repeated
+        ort = next(r for r in results if r["path"] == path and r["contender"] == "onnxruntime")
+        assert set(ort["scores"]) >= keys  # the same work: every refiner the engine ran
+        assert run["batch"] == 64 and len(run["scores"]["r_dual" if path == "default-r_dual" else "rec"]) == 64
         assert per["engine-fp32"]["b64_images_per_s"] == pytest.approx(
             64 / np.median(run["batch_seconds"]))
         assert per["engine-fp32"]["gflops_b64"] == pytest.approx(
             flops[path] * per["engine-fp32"]["b64_images_per_s"] / 1e9)
+        assert report["path_ratios"][path]["engine-fp32 / openvino-fp32"] == pytest.approx(
+            per["engine-fp32"]["b64_images_per_s"] / per["openvino-fp32"]["b64_images_per_s"])
     rd = report["paths"]["r_dual"]
     assert report["ratios"]["engine_vs_ort_b64"] == pytest.approx(
         rd["engine-fp32"]["b64_images_per_s"] / rd["onnxruntime"]["b64_images_per_s"])
@@ -70,6 +78,7 @@ def test_contenders_compute_the_same_scores_and_the_report_uses_them(bench_dir):
         "fp32 R_dual p50 latency (batch 1) vs ONNX Runtime"}
     text = markdown({"1": report}, {"flops": flops, "k": 3, "image_size": 64, "rounds": 1})
     assert "| r_dual | engine-fp32 |" in text and "| gate | ratio |" in text
+    assert "| default-r_dual | openvino-fp32 |" in text
     # The summary lists every gate with the verdict its ratio implies.
     precision = {"auc_fp32": {"rec": 0.8, "r_dual": 0.9}, "auc": {"rec": 0.8005, "r_dual": 0.897},
                  "max_auc_delta": 0.003, "tolerance": 0.002, "passed": False, "bundle": "x/b"}
@@ -144,3 +153,40 @@ def test_gpu_report_gives_ratios_without_the_cpu_gates():
     md = markdown({"2": report}, meta)
     assert "GPU (Test GPU)" in md and "img/s (batch 256)" in md
     assert "| fp16_vs_ort_b64 | 4.00 |" in md and "gate" not in md
+
+
+def test_stage_profile_adds_up_and_stands_beside_its_limits(bench_dir):
+    from ddad_train.bench.inference import run_worker
+    from ddad_train.bench.stages import stage_limits, stage_rows, stages_markdown
+
+    profile = run_worker({"contender": "stages", "path": "default-all", "threads": 1,
+                          "precision": "fp32", "bench_dir": str(bench_dir), "min_seconds": 0.0})
+    per = profile["seconds_per_image"]
+    assert set(per) == {"input", "ensemble", "discrepancy", "refine_dual", "refine_intra", "refine_softmax"}
+    # The stages are the pipeline: together they are the call, up to Python and the chunking.
+    assert 0.8 * profile["wall_seconds_per_image"] < sum(
+        per[s] * (2 if s == "refine_softmax" else 1) for s in per) <= profile["wall_seconds_per_image"]
+    peaks = {"gflops": 100.0, "bf16_gflops": 0.0, "bandwidth_gbs": 10.0}
+    limits = stage_limits(bench_dir / "bundle_default", peaks, "fp32", profile["refine_impl"])
+    # The ensemble's limit is its FLOPs (the graph's, as the FLOP counter test checks) at 100 GFLOP/s.
+    from ddad_train.bench.flops import graph_flops
+
+    assert limits["ensemble"]["seconds"] == pytest.approx(
+        graph_flops(bench_dir / "bundle_default" / "ensemble.onnx")["total"] / 100e9)
+    assert limits["discrepancy"]["seconds"] == pytest.approx(64 * 64 * 4 * (1 + 6 + 3) / 10e9)
+    rows = stage_rows(profile, limits)
+    assert [r["stage"] for r in rows][:3] == ["input", "ensemble", "discrepancy"]
+    for r in rows:
+        assert r["x_limit"] == pytest.approx(r["ms"] / r["limit_ms"])
+    text = stages_markdown([{"threads": 1, "peaks": peaks, "profile": profile, "rows": rows}])
+    assert "| ensemble |" in text and "FLOPs at the fp32 GEMM peak" in text
+
+
+def test_winograd_flops_count_the_transformed_middle_layer(trained):
+    from ddad_train.bench.flops import graph_flops, winograd_flops
+
+    graph = trained[0] / "refine_dual.onnx"
+    size = 32  # the test bundles' image size: 8 x 8 tiles of 4 x 4
+    direct = graph_flops(graph)["total"]
+    middle = 2 * size * size * 128 * 128 * 9
+    assert winograd_flops(graph) == direct - middle + 2 * 8 * 8 * 36 * 128 * 128

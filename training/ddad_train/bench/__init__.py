@@ -39,6 +39,24 @@ def onnxruntime_has_cuda() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
+#: The CPU features that decide which kernels run (AVX-512 for the native fp32 refiner,
+#: AVX512_BF16 / AMX for bf16).
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "avx512_fp16")
+
+
+def cpu_description() -> str:
+    """The CPU's model name and which of CPU_FLAGS it has, from /proc/cpuinfo (Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    have = [f for f in CPU_FLAGS if f in flags]
+    return f"{fields.get('model name', '?')}; flags: {' '.join(have) or 'none of ' + ', '.join(CPU_FLAGS)}"
+
+
 def run_inference_bench(out_dir: str | Path, *, threads: tuple[int, ...] = (1, 2), rounds: int = 5,
                         data: str | Path | None = None,
                         contenders: tuple[str, ...] | None = None, min_seconds: float = 2.0,
@@ -62,6 +80,7 @@ def run_inference_bench(out_dir: str | Path, *, threads: tuple[int, ...] = (1, 2
         run_worker,
     )
     from ddad_train.bench.report import markdown, summarize
+    from ddad_train.bench.stages import stages_markdown
     from ddad_train.bench.worker import CONTENDERS, GPU_CONTENDERS
 
     if device not in ("cpu", "cuda"):
@@ -85,20 +104,26 @@ def run_inference_bench(out_dir: str | Path, *, threads: tuple[int, ...] = (1, 2
     images, source = bench_images(data)
     work = prepare(out_dir / "work", images)
     ens = graph_flops(work / "bundle" / "ensemble.onnx")["total"]
-    flops = {"maps": ens, "r_dual": ens + graph_flops(work / "bundle" / "refine_dual.onnx")["total"]}
-    # The CPU's fp32 GEMM peak is the yardstick on the CPU only.
-    sgemm = ({t: run_worker({"contender": "sgemm", "threads": t}) for t in threads}
+    dual = graph_flops(work / "bundle" / "refine_dual.onnx")["total"]
+    intra = graph_flops(work / "bundle_default" / "refine_intra.onnx")["total"]
+    flops = {"maps": ens, "r_dual": ens + dual, "default-all": ens + dual + intra,
+             "default-r_dual": ens + dual}
+    # The CPU's GEMM peaks and memory bandwidth are the yardsticks on the CPU only.
+    peaks = ({t: run_worker({"contender": "peaks", "threads": t}) for t in threads}
              if device == "cpu" else {})
     results = run_rounds(work, list(threads), rounds, contenders or CONTENDERS,
                          min_seconds=min_seconds, latency_images=latency_images, progress=progress,
                          device=device, batch=batch)
-    report = summarize(results, sgemm, flops, gates=device == "cpu")
+    stages = (profile_stages(work, list(threads), rounds, peaks, min_seconds)
+              if device == "cpu" else [])
+    report = summarize(results, peaks, flops, gates=device == "cpu")
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command,
         "k": K, "image_size": IMAGE_SIZE, "weights": "seeded initialisation, BatchNorm calibrated",
         "images": f"{len(images)} from {source}", "rounds": rounds, "flops": flops,
-        "machine": platform.processor() or platform.machine(), "sgemm": sgemm,
+        "machine": platform.processor() or platform.machine(), "cpu": cpu_description(),
+        "peaks": peaks,
         "device": device, "batch": batch, "notes": notes,
     }
     if device == "cuda":
@@ -106,6 +131,36 @@ def run_inference_bench(out_dir: str | Path, *, threads: tuple[int, ...] = (1, 2
 
         meta["gpu"] = ddad_rt.cuda_status()["gpu"]
     (out_dir / "inference.json").write_text(json.dumps({"meta": meta, "report": report,
-                                                        "raw": results}, indent=1))
-    (out_dir / "inference.md").write_text(markdown(report, meta))
-    return {"meta": meta, "report": report}
+                                                        "stages": stages, "raw": results}, indent=1))
+    text = markdown(report, meta)
+    if stages:
+        text += "\n" + stages_markdown(stages)
+    (out_dir / "inference.md").write_text(text)
+    return {"meta": meta, "report": report, "stages": stages}
+
+
+def profile_stages(work: Path, threads: list[int], rounds: int, peaks: dict[int, dict],
+                   min_seconds: float) -> list[dict]:
+    """The engine's per-stage times at fp32 and bf16 (where this CPU has it), each the
+    median of ``rounds`` runs in fresh processes, beside each stage's limit."""
+    import numpy as np
+
+    from ddad_train.bench.inference import run_worker
+    from ddad_train.bench.stages import stage_limits, stage_rows
+
+    precisions = ["fp32"] + (["bf16"] if any(p.get("bf16_gflops") for p in peaks.values()) else [])
+    sections = []
+    for t in threads:
+        for precision in precisions:
+            runs = [run_worker({"contender": "stages", "path": "default-all", "threads": t,
+                                "precision": precision, "bench_dir": str(work),
+                                "min_seconds": min_seconds}) for _ in range(rounds)]
+            profile = dict(runs[0])
+            profile["seconds_per_image"] = {
+                k: float(np.median([r["seconds_per_image"][k] for r in runs]))
+                for k in runs[0]["seconds_per_image"]}
+            profile["wall_seconds_per_image"] = float(np.median([r["wall_seconds_per_image"] for r in runs]))
+            limits = stage_limits(work / "bundle_default", peaks[t], precision, profile["refine_impl"])
+            sections.append({"threads": t, "peaks": peaks[t], "profile": profile,
+                             "rows": stage_rows(profile, limits), "runs": runs})
+    return sections

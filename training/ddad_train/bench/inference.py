@@ -4,7 +4,8 @@ own process, alternating (A B C D A B C D ...) so that a noisy machine hurts all
 The bench directory holds one bundle of the paper's architecture (AE, K=3, 64x64, R_dual)
 exported from PyTorch members whose weights are kept beside it (``weights.pt``) for the
 reference loop, the same bundle without its refiner (``bundle_maps``, for the A-maps-only
-path), and the images (``images.npy``, uint8 [N, 64, 64]).
+path) and with both refiners (``bundle_default``, what ``ddad-rt train`` writes), and the
+images (``images.npy``, uint8 [N, 64, 64]).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddad_train.bench.worker import CONTENDERS, PATHS
+from ddad_train.bench.worker import CONTENDERS, PATHS, REFERENCE_PATHS
 
 IMAGE_SIZE = 64
 K = 3
@@ -49,7 +50,8 @@ def bench_images(data: str | Path | None, n: int = N_IMAGES, seed: int = 0) -> t
 def prepare(bench_dir: str | Path, images: np.ndarray, seed: int = 0) -> Path:
     """Builds the bench directory: PyTorch members of the paper's architecture (seeded
     initialisation, BatchNorm statistics calibrated on ``images`` so activations have
-    realistic ranges), their bundle with R_dual, the bundle without it, and the weights."""
+    realistic ranges), their bundle with R_dual, without refiners and with both, and the
+    weights."""
     import torch
 
     from ddad_train.config import TrainConfig
@@ -80,15 +82,20 @@ def prepare(bench_dir: str | Path, images: np.ndarray, seed: int = 0) -> Path:
         rb = torch.cat([m(x) for m in members[K:]], dim=1)
         maps = torch.stack([(ra.mean(1) - rb.mean(1)).abs(), rb.std(1)], dim=1)
     refine = calibrated(RefineNet(2), maps)
+    refine_intra = calibrated(RefineNet(1), maps[:, 1:])
 
     train_cfg = TrainConfig(image_size=IMAGE_SIZE, k=K, refiners=["dual"], seed=seed).to_dict()
     training = {"seed": seed, "note": "benchmark bundle: initialised, not trained"}
-    for name in ("bundle", "bundle_maps"):
+    for name in ("bundle", "bundle_maps", "bundle_default"):
         if (bench_dir / name).exists():
             shutil.rmtree(bench_dir / name)
     export_bundle(udm, ndm, bench_dir / "bundle_maps", config=train_cfg, training=training)
     add_refiners(bench_dir / "bundle_maps", bench_dir / "bundle", {"dual": refine},
                  config=train_cfg, training={})
+    # What `ddad-rt train` writes by default: both refiners.
+    both_cfg = TrainConfig(image_size=IMAGE_SIZE, k=K, refiners=["dual", "intra"], seed=seed).to_dict()
+    add_refiners(bench_dir / "bundle_maps", bench_dir / "bundle_default",
+                 {"dual": refine, "intra": refine_intra}, config=both_cfg, training={})
     torch.save({"config": cfg, "udm": [m.state_dict() for m in members[:K]],
                 "ndm": [m.state_dict() for m in members[K:]],
                 "refine_dual": refine.state_dict()}, bench_dir / "weights.pt")
@@ -125,14 +132,15 @@ def run_worker(spec: dict, timeout: float = 900) -> dict:
 
 
 def run_rounds(bench_dir: str | Path, threads: list[int], rounds: int,
-               contenders: tuple[str, ...] = CONTENDERS, paths: tuple[str, ...] = PATHS,
+               contenders: tuple[str, ...] = CONTENDERS, paths: tuple[str, ...] = tuple(PATHS),
                min_seconds: float = 2.0, latency_images: int = N_IMAGES,
                progress: bool = True, device: str = "cpu", batch: int = 64) -> list[dict]:
     """All (contender, path) measurements, ``rounds`` times each per thread count, in
-    alternating order."""
+    alternating order (the authors' loop only on REFERENCE_PATHS)."""
     from tqdm.auto import tqdm
 
-    jobs = [(t, r, c, p) for t in threads for r in range(rounds) for c in contenders for p in paths]
+    jobs = [(t, r, c, p) for t in threads for r in range(rounds) for c in contenders for p in paths
+            if c != "reference" or p in REFERENCE_PATHS]
     results = []
     bar = tqdm(jobs, desc="inference bench", unit="run", disable=not progress)
     for t, r, c, p in bar:

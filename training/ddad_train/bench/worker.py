@@ -22,11 +22,25 @@ from pathlib import Path
 import numpy as np
 from ddad_rt.errors import InputError
 
-CONTENDERS = ("reference", "onnxruntime", "engine-fp32", "engine-bf16")
+#: On the CPU: the authors' loop (PyTorch eager), ONNX Runtime + NumPy, OpenVINO's Python API
+#: + NumPy (what an anomalib user deploying with OpenVINO runs; fp32, and bf16 as OpenVINO
+#: itself picks on CPUs that have it), the engine at fp32 and bf16.
+CONTENDERS = ("reference", "onnxruntime", "openvino-fp32", "openvino-bf16", "engine-fp32", "engine-bf16")
 #: On a GPU: the authors' loop in PyTorch on CUDA, ONNX Runtime's CUDA provider, the engine
 #: (TensorRT) at fp32 and fp16.
 GPU_CONTENDERS = ("reference", "onnxruntime", "engine-fp32", "engine-fp16")
-PATHS = ("maps", "r_dual")
+#: What each path computes: the bench bundle it reads and the refined scores it asks for
+#: (rec, intra and inter come with every path). "default" is the bundle `ddad-rt train`
+#: writes, with both refiners: all its scores, or only r_dual (the screening default).
+PATHS = {
+    "maps": ("bundle_maps", ()),
+    "r_dual": ("bundle", ("r_dual",)),
+    "default-all": ("bundle_default", ("r_dual", "r_intra")),
+    "default-r_dual": ("bundle_default", ("r_dual",)),
+}
+#: The authors' loop is the parity baseline on the paths it was measured on before; the
+#: default-bundle paths are checked against ONNX Runtime.
+REFERENCE_PATHS = ("maps", "r_dual")
 
 
 def _unit_to_net(images_u8: np.ndarray) -> np.ndarray:
@@ -57,7 +71,7 @@ class Reference:
         self.udm = [ae(sd) for sd in state["udm"]]
         self.ndm = [ae(sd) for sd in state["ndm"]]
         self.refine = None
-        if path == "r_dual":
+        if "r_dual" in PATHS[path][1]:
             self.refine = RefineNet(2)
             self.refine.load_state_dict(state["refine_dual"])
             self.refine.eval().to(self.device)
@@ -80,6 +94,23 @@ class Reference:
         return {k: v.cpu().numpy() for k, v in scores.items()}  # .cpu() waits for the GPU
 
 
+def _numpy_scores(x: np.ndarray, udm: np.ndarray, ndm: np.ndarray, refine) -> dict[str, np.ndarray]:
+    """The maps and scores in NumPy from the ensemble's reconstructions; ``refine(name,
+    maps)`` runs a refinement graph ("dual" or "intra") and returns its logits."""
+    mu_a, mu_b = udm.mean(axis=1), ndm.mean(axis=1)
+    a_rec = (x[:, 0] - mu_b) ** 2
+    a_intra = ndm.std(axis=1, ddof=1)
+    a_inter = np.abs(mu_a - mu_b)
+    scores = {"rec": a_rec.mean(axis=(1, 2)), "intra": a_intra.mean(axis=(1, 2)),
+              "inter": a_inter.mean(axis=(1, 2))}
+    for name, maps in (("dual", (a_inter, a_intra)), ("intra", (a_intra,))):
+        logits = refine(name, np.stack(maps, axis=1))
+        if logits is not None:
+            e = np.exp(logits - logits.max(axis=1, keepdims=True))
+            scores[f"r_{name}"] = (e[:, 1] / e.sum(axis=1)).mean(axis=(1, 2))
+    return scores
+
+
 class OnnxRuntime:
     """The bundle's graphs in ONNX Runtime (its CUDA provider on a GPU), maps, softmax and
     scores in NumPy."""
@@ -90,26 +121,53 @@ class OnnxRuntime:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        bundle = bench_dir / ("bundle" if path == "r_dual" else "bundle_maps")
+        bundle_dir, refined = PATHS[path]
+        bundle = bench_dir / bundle_dir
         providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
         self.ensemble = ort.InferenceSession(str(bundle / "ensemble.onnx"), opts, providers=providers)
-        self.refine = (ort.InferenceSession(str(bundle / "refine_dual.onnx"), opts, providers=providers)
-                       if path == "r_dual" else None)
+        self.refiners = {name: ort.InferenceSession(str(bundle / f"refine_{name}.onnx"), opts,
+                                                    providers=providers)
+                         for name in ("dual", "intra") if f"r_{name}" in refined}
+
+    def _refine(self, name: str, maps: np.ndarray) -> np.ndarray | None:
+        session = self.refiners.get(name)
+        return None if session is None else session.run(["logits"], {"maps": maps})[0]
 
     def __call__(self, images_u8: np.ndarray) -> dict[str, np.ndarray]:
         x = _unit_to_net(images_u8)[:, None]
         udm, ndm = self.ensemble.run(["udm", "ndm"], {"images": x})
-        mu_a, mu_b = udm.mean(axis=1), ndm.mean(axis=1)
-        a_rec = (x[:, 0] - mu_b) ** 2
-        a_intra = ndm.std(axis=1, ddof=1)
-        a_inter = np.abs(mu_a - mu_b)
-        scores = {"rec": a_rec.mean(axis=(1, 2)), "intra": a_intra.mean(axis=(1, 2)),
-                  "inter": a_inter.mean(axis=(1, 2))}
-        if self.refine is not None:
-            logits = self.refine.run(["logits"], {"maps": np.stack([a_inter, a_intra], axis=1)})[0]
-            e = np.exp(logits - logits.max(axis=1, keepdims=True))
-            scores["r_dual"] = (e[:, 1] / e.sum(axis=1)).mean(axis=(1, 2))
-        return scores
+        return _numpy_scores(x, udm, ndm, self._refine)
+
+
+class OpenVino:
+    """The bundle's graphs compiled by OpenVINO's Python API (dynamic batch, the LATENCY
+    hint, the thread count set), maps, softmax and scores in NumPy. ``precision`` "fp32"
+    asks for f32; "bf16" is what OpenVINO picks by itself on CPUs with native bf16."""
+
+    def __init__(self, bench_dir: Path, path: str, threads: int, precision: str) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "bf16"}
+        bundle_dir, refined = PATHS[path]
+        bundle = bench_dir / bundle_dir
+
+        def compiled(name: str):
+            return core.compile_model(str(bundle / f"{name}.onnx"), "CPU", config).create_infer_request()
+
+        self.ensemble = compiled("ensemble")
+        self.refiners = {name: compiled(f"refine_{name}") for name in ("dual", "intra")
+                         if f"r_{name}" in refined}
+
+    def _refine(self, name: str, maps: np.ndarray) -> np.ndarray | None:
+        request = self.refiners.get(name)
+        return None if request is None else request.infer({"maps": maps})["logits"]
+
+    def __call__(self, images_u8: np.ndarray) -> dict[str, np.ndarray]:
+        x = _unit_to_net(images_u8)[:, None]
+        out = self.ensemble.infer({"images": x})
+        return _numpy_scores(x, out["udm"], out["ndm"], self._refine)
 
 
 class EngineContender:
@@ -119,13 +177,17 @@ class EngineContender:
                  device: str = "cpu", max_batch: int = 64) -> None:
         from ddad_rt import Engine
 
-        bundle = bench_dir / ("bundle" if path == "r_dual" else "bundle_maps")
+        bundle_dir, refined = PATHS[path]
         # On a GPU the engines are built once into the bench folder's cache, not timed.
-        self.engine = Engine(bundle, device=device, precision=precision, num_threads=threads,
-                             max_batch=max_batch, cache_dir=bench_dir / "trt_cache")
+        self.engine = Engine(bench_dir / bundle_dir, device=device, precision=precision,
+                             num_threads=threads, max_batch=max_batch,
+                             cache_dir=bench_dir / "trt_cache")
+        # All of the bundle's scores, except where the path asks for fewer refined ones.
+        has = [k for k in self.engine.info["scores"] if k.startswith("r_")]
+        self.scores = None if set(has) == set(refined) else list(refined)
 
     def __call__(self, images_u8: np.ndarray) -> dict[str, np.ndarray]:
-        return self.engine.score(images_u8).scores
+        return self.engine.score(images_u8, scores=self.scores).scores
 
 
 def make(contender: str, bench_dir: Path, path: str, threads: int, device: str = "cpu",
@@ -134,6 +196,8 @@ def make(contender: str, bench_dir: Path, path: str, threads: int, device: str =
         return Reference(bench_dir, path, threads, device)
     if contender == "onnxruntime":
         return OnnxRuntime(bench_dir, path, threads, device)
+    if contender.startswith("openvino-") and device == "cpu":
+        return OpenVino(bench_dir, path, threads, contender.removeprefix("openvino-"))
     if contender.startswith("engine-"):
         return EngineContender(bench_dir, path, threads, contender.removeprefix("engine-"),
                                device, max_batch=batch)
@@ -213,11 +277,103 @@ def sgemm_peak(threads: int, n: int = 2048, min_seconds: float = 2.0) -> dict:
             "gflops": 2 * n**3 / float(np.median(times)) / 1e9, "blas": blas}
 
 
+def bf16_gemm_peak(threads: int, n: int = 4096) -> float:
+    """bf16 GEMM throughput (GFLOP/s) of OpenVINO's CPU plugin - the arithmetic its bf16
+    networks use (AMX or AVX512_BF16) - on ``threads`` threads; 0 on CPUs without native
+    bf16."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    core = ov.Core()
+    if "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        return 0.0
+    x = ops.parameter([n, n], np.float32)
+    w = ops.constant(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
+    model = ov.Model([ops.matmul(x, w, False, False)], [x])
+    request = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16",
+                                                "INFERENCE_NUM_THREADS": threads}).create_infer_request()
+    a = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    request.infer({0: a})
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        request.infer({0: a})
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / min(times) / 1e9
+
+
+def memory_bandwidth(threads: int, mb: int = 512) -> float:
+    """Bytes moved per second (read + write, GB/s) copying a buffer far larger than the
+    caches, split over ``threads`` threads (NumPy's copy releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    src = np.ones(mb * 2**20 // 4, np.float32)
+    dst = np.empty_like(src)
+    parts = np.array_split(np.arange(src.size), threads)
+    bounds = [(p[0], p[-1] + 1) for p in parts]
+
+    def copy(b: tuple[int, int]) -> None:
+        np.copyto(dst[b[0]:b[1]], src[b[0]:b[1]])
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(copy, bounds))
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            list(pool.map(copy, bounds))
+            times.append(time.perf_counter() - t)
+    return 2 * src.nbytes / min(times) / 1e9
+
+
+def peaks(threads: int) -> dict:
+    """The yardsticks of the stage limits: fp32 GEMM (NumPy's BLAS), bf16 GEMM (OpenVINO)
+    and memory bandwidth, all on ``threads`` threads."""
+    out = sgemm_peak(threads)
+    out["bf16_gflops"] = bf16_gemm_peak(threads)
+    out["bandwidth_gbs"] = memory_bandwidth(threads)
+    return out
+
+
+def stage_profile(spec: dict) -> dict:
+    """The engine's own per-stage times (Engine.stage_times) on the default bundle with all
+    its scores, at the bench batch: seconds per image for each stage, and the engine's info
+    (which implementation ran each network)."""
+    from ddad_rt import Engine
+
+    bench_dir = Path(spec["bench_dir"])
+    images = np.load(bench_dir / "images.npy")
+    batch = np.resize(images, (spec.get("batch", 64), *images.shape[1:]))
+    engine = Engine(bench_dir / PATHS["default-all"][0], device="cpu", precision=spec["precision"],
+                    num_threads=spec["threads"], max_batch=len(batch))
+    engine.score(batch)
+    engine.score(batch)
+    engine.stage_times(reset=True)
+    start = time.perf_counter()
+    calls = 0
+    while calls < 3 or time.perf_counter() - start < spec.get("min_seconds", 2.0):
+        engine.score(batch)
+        calls += 1
+    wall = time.perf_counter() - start
+    stages = {k: v["seconds"] / v["images"] for k, v in engine.stage_times().items()}
+    info = engine.info
+    return {"contender": "stages", "precision": spec["precision"], "threads": spec["threads"],
+            "batch": len(batch), "seconds_per_image": stages,
+            "wall_seconds_per_image": wall / (calls * len(batch)),
+            "refine_impl": info["refine_impl"], "engine_precision": info["precision"]}
+
+
 def main() -> None:
     # The parent sets OMP_NUM_THREADS / OPENBLAS_NUM_THREADS to the thread count too, since
     # those pools read the environment when they load.
     spec = json.loads(sys.argv[1])
-    result = sgemm_peak(spec["threads"]) if spec["contender"] == "sgemm" else measure(spec)
+    if spec["contender"] == "sgemm":
+        result = sgemm_peak(spec["threads"])
+    elif spec["contender"] == "peaks":
+        result = peaks(spec["threads"])
+    elif spec["contender"] == "stages":
+        result = stage_profile(spec)
+    else:
+        result = measure(spec)
     print(json.dumps(result))
 
 
