@@ -15,7 +15,7 @@ namespace ddad_rt::cpu {
 //! Pixels computed together by conv1 and conv3: independent accumulators keep the FMA units
 //! busy instead of waiting on one chain.
 constexpr int kConv1Pixels = 8;
-constexpr int kConv3Pixels = 4;
+constexpr int kConv3Pixels = 8;
 
 // maps [cin, h, w] -> pm [cin, hp, wp] with a zero border (conv1 then needs no bounds checks).
 inline void pad_maps(const Packed& p, const Geometry& g, const float* maps, float* pm) {
@@ -131,7 +131,9 @@ DDAD_RT_INLINE void output_transform_impl(const Packed& p, const Geometry& g, co
   }
 }
 
-// conv3 + bias of P pixels from x0 of row y: both output channels, P pixels at once.
+// conv3 + bias of P pixels from x0 of row y: both output channels, P pixels at once. Per
+// kernel row and channel group, the P + 2 input pixels the 3 taps of P outputs share are
+// loaded once (not 3P times): 14 loads feed 24 FMAs at P = 4 instead of 18.
 template <typename V, int P>
 DDAD_RT_INLINE void conv3_pixels(const Packed& p, const Geometry& g, const float* h2,
                                  float* logits, std::int64_t y, std::int64_t x0) {
@@ -139,16 +141,17 @@ DDAD_RT_INLINE void conv3_pixels(const Packed& p, const Geometry& g, const float
   V acc0[P], acc1[P];
   for (int q = 0; q < P; ++q) acc0[q] = acc1[q] = V(0.0f);
   for (int ky = 0; ky < 3; ++ky) {
-    for (int kx = 0; kx < 3; ++kx) {
-      const float* in = h2 + ((y + ky) * g.wp + (x0 + kx)) * m;
-      const float* w0 = p.w3.data() + (ky * 3 + kx) * m;
-      const float* w1 = p.w3.data() + (9 + ky * 3 + kx) * m;
-      for (int c0 = 0; c0 < m; c0 += kLanes) {
-        const V a = V::load(w0 + c0), b = V::load(w1 + c0);
+    const float* in = h2 + ((y + ky) * g.wp + x0) * m;
+    const float* w0 = p.w3.data() + (ky * 3) * m;
+    const float* w1 = p.w3.data() + (9 + ky * 3) * m;
+    for (int c0 = 0; c0 < m; c0 += kLanes) {
+      V x[P + 2];
+      for (int q = 0; q < P + 2; ++q) x[q] = V::load(in + q * m + c0);
+      for (int kx = 0; kx < 3; ++kx) {
+        const V a = V::load(w0 + kx * m + c0), b = V::load(w1 + kx * m + c0);
         for (int q = 0; q < P; ++q) {
-          const V x = V::load(in + q * m + c0);
-          acc0[q] = fma(x, a, acc0[q]);
-          acc1[q] = fma(x, b, acc1[q]);
+          acc0[q] = fma(x[q + kx], a, acc0[q]);
+          acc1[q] = fma(x[q + kx], b, acc1[q]);
         }
       }
     }
