@@ -90,3 +90,15 @@ def test_malformed_precision_checks_are_rejected(own_bundle):
     with pytest.raises(ddad_rt.BundleError, match="precision_checks"):
         ddad_rt.Engine(own_bundle, device="cpu")
     assert json.loads((own_bundle / "manifest.json").read_text())["precision_checks"]
+
+
+@needs_bf16
+def test_bf16_keeps_the_decoders_last_layers_as_exported(trained):
+    # fp32 rewrites them as sub-pixel convolutions (faster, same function); bf16 must not: the
+    # rewritten layer would run in bf16 and its rounding, amplified by A_intra's standard
+    # deviation of nearly equal reconstructions, moved R_intra's AUC by ~0.01 on the demo
+    # bundle (check-precision's tolerance is 0.002).
+    fp32 = ddad_rt.Engine(trained[0], device="cpu", precision="fp32")
+    bf16 = ddad_rt.Engine(trained[0], device="cpu", precision="bf16")
+    assert fp32.info["subpixel_deconvolutions"] == str(2 * fp32.info["k"])
+    assert bf16.info["subpixel_deconvolutions"] == "0"

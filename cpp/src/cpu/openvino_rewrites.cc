@@ -88,10 +88,11 @@ void keep_dense_layers_unfused(const std::shared_ptr<ov::Model>& model) {
 
 // OpenVINO runs a transposed convolution with one or two output channels (the decoders' last
 // layer, 16 -> 1 at 32x32 -> 64x64) far from the CPU's rate: 3.4 GFLOP/s, a quarter of the
-// whole fp32 ensemble's time at batch 64 and, in bf16, it stays in fp32 and keeps the layers
-// before it out of AMX. As a 3x3 convolution + DepthToSpace the K=3 AE ensemble takes 2.69
-// instead of 3.07 ms per image in fp32 and 1.01 instead of 2.04 in bf16 (batch 64, 1 thread;
-// 8.4 instead of 14.6 ms for one image in bf16), the same function to fp32 rounding.
+// whole fp32 ensemble's time at batch 64. As a 3x3 convolution + DepthToSpace the K=3 AE
+// ensemble takes 2.69 instead of 3.07 ms per image in fp32 (batch 64, 1 thread), the same
+// function to fp32 rounding. (In bf16 it would take 1.01 instead of 2.04 ms - the layers
+// before it move to AMX too - but the layer itself then runs in bf16, which costs accuracy:
+// see its use in openvino_networks.cc.)
 int transposed_convolutions_as_subpixel(const std::shared_ptr<ov::Model>& model) {
   int rewritten = 0;
   for (const std::shared_ptr<ov::Node>& node : model->get_ordered_ops()) {

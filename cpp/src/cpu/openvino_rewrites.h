@@ -17,7 +17,7 @@ void keep_dense_layers_unfused(const std::shared_ptr<ov::Model>& model);
 //! Each transposed convolution (kernel 4, stride 2, padding 1) with at most
 //! kMaxSubpixelOutputs output channels - the decoders' last layers - becomes a 3x3
 //! convolution to 4 x C_out channels followed by DepthToSpace(2). Returns how many it
-//! rewrote.
+//! rewrote. For fp32 networks only (see its use in openvino_networks.cc).
 int transposed_convolutions_as_subpixel(const std::shared_ptr<ov::Model>& model);
 
 //! Wider transposed convolutions stay as they are: for them the sub-pixel form's 2.25x

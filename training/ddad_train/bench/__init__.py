@@ -141,8 +141,9 @@ def run_inference_bench(out_dir: str | Path, *, threads: tuple[int, ...] = (1, 2
 
 def profile_stages(work: Path, threads: list[int], rounds: int, peaks: dict[int, dict],
                    min_seconds: float) -> list[dict]:
-    """The engine's per-stage times at fp32 and bf16 (where this CPU has it), each the
-    median of ``rounds`` runs in fresh processes, beside each stage's limit."""
+    """The engine's per-stage times at batch 64 and one image at a time, fp32 and bf16 (where
+    this CPU has it), each the median of ``rounds`` runs in fresh processes, beside each
+    stage's limit."""
     import numpy as np
 
     from ddad_train.bench.inference import run_worker
@@ -150,17 +151,21 @@ def profile_stages(work: Path, threads: list[int], rounds: int, peaks: dict[int,
 
     precisions = ["fp32"] + (["bf16"] if any(p.get("bf16_gflops") for p in peaks.values()) else [])
     sections = []
-    for t in threads:
-        for precision in precisions:
-            runs = [run_worker({"contender": "stages", "path": "default-all", "threads": t,
-                                "precision": precision, "bench_dir": str(work),
-                                "min_seconds": min_seconds}) for _ in range(rounds)]
-            profile = dict(runs[0])
-            profile["seconds_per_image"] = {
-                k: float(np.median([r["seconds_per_image"][k] for r in runs]))
-                for k in runs[0]["seconds_per_image"]}
-            profile["wall_seconds_per_image"] = float(np.median([r["wall_seconds_per_image"] for r in runs]))
-            limits = stage_limits(work / "bundle_default", peaks[t], precision, profile["refine_impl"])
-            sections.append({"threads": t, "peaks": peaks[t], "profile": profile,
-                             "rows": stage_rows(profile, limits), "runs": runs})
+    for batch in (64, 1):
+        for t in threads:
+            for precision in precisions:
+                runs = [run_worker({"contender": "stages", "path": "default-all", "threads": t,
+                                    "precision": precision, "bench_dir": str(work),
+                                    "min_seconds": min_seconds, "batch": batch})
+                        for _ in range(rounds)]
+                profile = dict(runs[0])
+                profile["seconds_per_image"] = {
+                    k: float(np.median([r["seconds_per_image"][k] for r in runs]))
+                    for k in runs[0]["seconds_per_image"]}
+                profile["wall_seconds_per_image"] = float(
+                    np.median([r["wall_seconds_per_image"] for r in runs]))
+                limits = stage_limits(work / "bundle_default", peaks[t], precision,
+                                      profile["refine_impl"], batch)
+                sections.append({"threads": t, "peaks": peaks[t], "profile": profile,
+                                 "rows": stage_rows(profile, limits), "runs": runs})
     return sections

@@ -21,9 +21,22 @@ def stage_bytes(k: int, refiners: int, hw: int) -> dict[str, float]:
     }
 
 
-def stage_limits(bundle: str | Path, peaks: dict, precision: str, refine_impl: str) -> dict[str, dict]:
+def weight_bytes(graph: str | Path) -> int:
+    """Bytes of the graph's weights (initializers) as stored: what one image must read."""
+    import math
+
+    import onnx
+
+    model = onnx.load(str(graph))
+    return sum(math.prod(i.dims) * 4 for i in model.graph.initializer)
+
+
+def stage_limits(bundle: str | Path, peaks: dict, precision: str, refine_impl: str,
+                 batch: int = 64) -> dict[str, dict]:
     """For each stage of the default bundle's pipeline: its limit in seconds per image and
-    what the limit is made of."""
+    what the limit is made of. For one image at a time (``batch`` 1) a network must also
+    read all its weights per image: its limit is the larger of its FLOPs at the peak and its
+    weights' bytes at the memory bandwidth (fp32 weights; half for bf16)."""
     from ddad_rt import Engine
 
     from ddad_train.bench.flops import graph_flops, winograd_flops
@@ -35,8 +48,13 @@ def stage_limits(bundle: str | Path, peaks: dict, precision: str, refine_impl: s
     bf16 = precision == "bf16" and peaks.get("bf16_gflops")
     peak = (peaks["bf16_gflops"] if bf16 else peaks["gflops"]) * 1e9
     arithmetic = "bf16 GEMM" if bf16 else "fp32 GEMM"
+    bandwidth = peaks["bandwidth_gbs"] * 1e9
     limits = {"ensemble": {"seconds": graph_flops(bundle / "ensemble.onnx")["total"] / peak,
                            "of": f"FLOPs at the {arithmetic} peak"}}
+    if batch == 1:
+        read = weight_bytes(bundle / "ensemble.onnx") * (0.5 if bf16 else 1.0) / bandwidth
+        if read > limits["ensemble"]["seconds"]:
+            limits["ensemble"] = {"seconds": read, "of": "its weights' bytes at the memory bandwidth"}
     for r in refiners:
         graph = bundle / f"refine_{r}.onnx"
         winograd = "Winograd" in refine_impl and not bf16
@@ -44,7 +62,6 @@ def stage_limits(bundle: str | Path, peaks: dict, precision: str, refine_impl: s
         limits[f"refine_{r}"] = {"seconds": flops / peak,
                                  "of": ("Winograd-domain FLOPs" if winograd else "FLOPs") +
                                        f" at the {arithmetic} peak"}
-    bandwidth = peaks["bandwidth_gbs"] * 1e9
     for stage, nbytes in stage_bytes(k, len(refiners), h * w).items():
         limits[stage] = {"seconds": nbytes / bandwidth, "of": "bytes at the memory bandwidth"}
     return limits
@@ -61,11 +78,7 @@ def stage_rows(profile: dict, limits: dict) -> list[dict]:
     for stage in STAGE_ORDER:
         if stage not in per_image:
             continue
-        seconds = per_image[stage]
-        # The softmax stage counts each refiner's pass as an image: per image scored, add
-        # them up again.
-        if stage == "refine_softmax":
-            seconds *= sum(1 for s in ("refine_dual", "refine_intra") if s in per_image)
+        seconds = per_image[stage]  # per image scored (the worker divides by those)
         limit = limits.get(stage, {})
         rows.append({"stage": stage, "ms": 1e3 * seconds,
                      "limit_ms": 1e3 * limit["seconds"] if limit else None,
@@ -76,7 +89,7 @@ def stage_rows(profile: dict, limits: dict) -> list[dict]:
 
 def stages_markdown(sections: list[dict]) -> str:
     """Markdown tables: per thread count and precision, each stage beside its limit."""
-    lines = ["## Where the time goes (engine stages, default bundle, all scores, batch 64)", "",
+    lines = ["## Where the time goes (engine stages, default bundle, all scores)", "",
              ("Each stage's wall time per image (Engine.stage_times) beside its limit on this "
               "machine. time / limit near 1: little left to give; far above 1: the next place to "
               "look. Below 1 means the yardstick is not the true peak of that arithmetic "
