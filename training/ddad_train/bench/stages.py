@@ -96,7 +96,7 @@ def stages_markdown(sections: list[dict]) -> str:
               "(e.g. OpenVINO's AMX convolutions outrun its own bf16 GEMM)."), ""]
     for sec in sections:
         p = sec["profile"]
-        lines += [(f"### {sec['threads']} thread(s), {p['engine_precision']} "
+        lines += [(f"### {sec['threads']} thread(s), {p['engine_precision']}, batch {p['batch']} "
                   f"(refiners: {p['refine_impl']}); peaks: fp32 GEMM {sec['peaks']['gflops']:.0f} "
                   f"GFLOP/s, bf16 GEMM {sec['peaks'].get('bf16_gflops', 0):.0f} GFLOP/s, memory "
                   f"{sec['peaks']['bandwidth_gbs']:.1f} GB/s"), "",
