@@ -77,7 +77,6 @@ def run_inference_bench(out_dir: str | Path, *, threads: tuple[int, ...] = (1, 2
         bench_images,
         prepare,
         run_rounds,
-        run_worker,
     )
     from ddad_train.bench.report import markdown, summarize
     from ddad_train.bench.stages import stages_markdown
