@@ -37,13 +37,13 @@ def stage_limits(bundle: str | Path, peaks: dict, precision: str, refine_impl: s
     what the limit is made of. For one image at a time (``batch`` 1) a network must also
     read all its weights per image: its limit is the larger of its FLOPs at the peak and its
     weights' bytes at the memory bandwidth (fp32 weights; half for bf16)."""
-    from ddad_rt import Engine
+    from ddad_rt.bundle import read_manifest
 
     from ddad_train.bench.flops import graph_flops, winograd_flops
 
     bundle = Path(bundle)
-    info = Engine(bundle, device="cpu").info
-    k, (h, w) = int(info["k"]), info["image_size"]
+    manifest = read_manifest(bundle)  # k and the image size; no engine to compile for them
+    k, (h, w) = int(manifest["k"]), manifest["image_size"]
     refiners = [r for r in ("dual", "intra") if (bundle / f"refine_{r}.onnx").exists()]
     bf16 = precision == "bf16" and peaks.get("bf16_gflops")
     peak = (peaks["bf16_gflops"] if bf16 else peaks["gflops"]) * 1e9
