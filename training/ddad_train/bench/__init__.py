@@ -138,7 +138,7 @@ def run_inference_bench(out_dir: str | Path, *, threads: tuple[int, ...] = (1, 2
 
 
 def best_peaks(threads: tuple[int, ...], rounds: int) -> dict[int, dict]:
-    """The yardsticks (fp32 and bf16 GEMM peaks, memory bandwidth) per thread count, each the
+    """The yardsticks (fp32 and bf16 GEMM peaks, memory bandwidth, weight read rate) per thread count, each the
     best of ``rounds`` fresh processes: a peak is what the machine can do, and a shared VM's
     noise only ever pushes a measurement down (one 1-thread sgemm came out at half its
     usual rate)."""
@@ -151,7 +151,7 @@ def best_peaks(threads: tuple[int, ...], rounds: int) -> dict[int, dict]:
             if t not in best:
                 best[t] = p
                 continue
-            for key in ("gflops", "bf16_gflops", "bandwidth_gbs"):
+            for key in ("gflops", "bf16_gflops", "bandwidth_gbs", "read_gbs"):
                 best[t][key] = max(best[t][key], p[key])
     return best
 

@@ -36,7 +36,8 @@ def stage_limits(bundle: str | Path, peaks: dict, precision: str, refine_impl: s
     """For each stage of the default bundle's pipeline: its limit in seconds per image and
     what the limit is made of. For one image at a time (``batch`` 1) a network must also
     read all its weights per image: its limit is the larger of its FLOPs at the peak and its
-    weights' bytes at the memory bandwidth (fp32 weights; half for bf16)."""
+    weights' bytes at the matrix-vector read rate (fp32 weights; half for bf16) - not the
+    copy bandwidth, which one core's reads alone do not reach."""
     from ddad_rt.bundle import read_manifest
 
     from ddad_train.bench.flops import graph_flops, winograd_flops
@@ -52,9 +53,9 @@ def stage_limits(bundle: str | Path, peaks: dict, precision: str, refine_impl: s
     limits = {"ensemble": {"seconds": graph_flops(bundle / "ensemble.onnx")["total"] / peak,
                            "of": f"FLOPs at the {arithmetic} peak"}}
     if batch == 1:
-        read = weight_bytes(bundle / "ensemble.onnx") * (0.5 if bf16 else 1.0) / bandwidth
+        read = weight_bytes(bundle / "ensemble.onnx") * (0.5 if bf16 else 1.0) / (peaks["read_gbs"] * 1e9)
         if read > limits["ensemble"]["seconds"]:
-            limits["ensemble"] = {"seconds": read, "of": "its weights' bytes at the memory bandwidth"}
+            limits["ensemble"] = {"seconds": read, "of": "its weights' bytes at the matrix-vector read rate"}
     for r in refiners:
         graph = bundle / f"refine_{r}.onnx"
         winograd = "Winograd" in refine_impl and not bf16
@@ -99,7 +100,8 @@ def stages_markdown(sections: list[dict]) -> str:
         lines += [(f"### {sec['threads']} thread(s), {p['engine_precision']}, batch {p['batch']} "
                   f"(refiners: {p['refine_impl']}); peaks: fp32 GEMM {sec['peaks']['gflops']:.0f} "
                   f"GFLOP/s, bf16 GEMM {sec['peaks'].get('bf16_gflops', 0):.0f} GFLOP/s, memory "
-                  f"{sec['peaks']['bandwidth_gbs']:.1f} GB/s"), "",
+                  f"{sec['peaks']['bandwidth_gbs']:.1f} GB/s (copy, read + write), weight reads "
+                  f"{sec['peaks'].get('read_gbs', 0):.1f} GB/s (matrix-vector)"), "",
                   "| stage | ms per image | limit ms | time / limit | limit is |", "|---|---|---|---|---|"]
         for r in sec["rows"]:
             lim = "" if r["limit_ms"] is None else f"{r['limit_ms']:.3f}"

@@ -325,12 +325,29 @@ def memory_bandwidth(threads: int, mb: int = 512) -> float:
     return 2 * src.nbytes / min(times) / 1e9
 
 
+def weight_read_rate(mb: int = 512) -> float:
+    """Bytes read per second (GB/s) by NumPy's BLAS matrix-vector product over a matrix far
+    larger than the caches: how fast a dense layer can stream its weights for one image. On
+    one core this is well below the copy bandwidth's half (one core keeps only so many reads
+    in flight), so it, not the copy rate, bounds a single image's network. Threads as the
+    worker's BLAS is limited to."""
+    a = np.ones((mb * 2**20 // 4 // 2048, 2048), np.float32)
+    x = np.ones(2048, np.float32)
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        a @ x
+        times.append(time.perf_counter() - t)
+    return a.nbytes / min(times) / 1e9
+
+
 def peaks(threads: int) -> dict:
-    """The yardsticks of the stage limits: fp32 GEMM (NumPy's BLAS), bf16 GEMM (OpenVINO)
-    and memory bandwidth, all on ``threads`` threads."""
+    """The yardsticks of the stage limits: fp32 GEMM (NumPy's BLAS), bf16 GEMM (OpenVINO),
+    memory bandwidth and the matrix-vector weight read rate, all on ``threads`` threads."""
     out = sgemm_peak(threads)
     out["bf16_gflops"] = bf16_gemm_peak(threads)
     out["bandwidth_gbs"] = memory_bandwidth(threads)
+    out["read_gbs"] = weight_read_rate()
     return out
 
 
