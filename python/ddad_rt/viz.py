@@ -20,7 +20,7 @@ def colormap(values: np.ndarray) -> np.ndarray:
     """Maps values in [0, 1] to RGB uint8 (shape + (3,)): linear between the anchors.
 
     One channel at a time through flat anchor columns: the same float64 arithmetic as
-    indexing the [anchors, 3] table with the whole index array, five times faster (it ran
+    indexing the [anchors, 3] table with the whole index array, 2.6x faster (it ran
     for every flagged image's overlay while screening)."""
     v = np.clip(np.nan_to_num(values), 0.0, 1.0) * (len(_ANCHORS) - 1)
     lo = np.floor(v).astype(np.intp)
