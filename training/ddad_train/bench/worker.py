@@ -327,10 +327,10 @@ def memory_bandwidth(threads: int, mb: int = 512) -> float:
 
 def weight_read_rate(mb: int = 512) -> float:
     """Bytes read per second (GB/s) by NumPy's BLAS matrix-vector product over a matrix far
-    larger than the caches: how fast a dense layer can stream its weights for one image. On
-    one core this is well below the copy bandwidth's half (one core keeps only so many reads
-    in flight), so it, not the copy rate, bounds a single image's network. Threads as the
-    worker's BLAS is limited to."""
+    larger than the caches: how fast a dense layer can stream its weights for one image.
+    The copy bandwidth counts read and write together (20 GB/s on one core of the Xeon VM,
+    whose sgemv read 12-16 GB/s), so weights divided by it gave a limit lower than any
+    single image can reach. Threads as the worker's BLAS is limited to."""
     a = np.ones((mb * 2**20 // 4 // 2048, 2048), np.float32)
     x = np.ones(2048, np.float32)
     times = []
