@@ -32,6 +32,10 @@ Conv3x3 random_conv(int cin, int cout, std::mt19937& rng) {
 }
 
 // Direct 3x3 convolution, padding 1, in double: in [cin, h, w] -> out [cout, h, w].
+// Not instrumented by the sanitizers: it is the test's reference, single-threaded, and its
+// billions of multiply-adds took 7 of ThreadSanitizer's 7.5 minutes in CI; the network under
+// test stays instrumented.
+__attribute__((no_sanitize("address", "undefined", "thread")))
 std::vector<double> conv(const std::vector<double>& in, const Conv3x3& c, int h, int w, bool relu) {
   std::vector<double> out(static_cast<size_t>(c.cout) * h * w);
   for (int o = 0; o < c.cout; ++o) {
@@ -124,14 +128,14 @@ TEST(winograd_transforms_reproduce_a_direct_tile) {
 }
 
 TEST(refine_net_matches_direct_convolution) {
-  check_against_reference(2, 128, 64, 64, 3, 1);   // the paper's R_dual at 64x64
+  check_against_reference(2, 128, 64, 64, 2, 1);   // the paper's R_dual at 64x64
   check_against_reference(1, 128, 64, 64, 1, 2);   // R_intra, one image split over 2 threads
-  check_against_reference(2, 128, 64, 64, 5, 2);   // whole images per thread
+  check_against_reference(2, 128, 64, 64, 3, 2);   // whole images per thread, unevenly
   check_against_reference(2, 32, 30, 21, 2, 1);    // not whole tiles; a narrow network
   check_against_reference(1, 16, 5, 7, 1, 3);      // smaller than two tiles, 3 threads
   check_against_reference(2, 48, 17, 33, 4, 2);    // width not a multiple of 64
   // The portable kernels, which a CPU with AVX-512 would otherwise never run.
-  check_against_reference(2, 128, 64, 64, 2, 1, "generic");
+  check_against_reference(2, 128, 64, 64, 1, 1, "generic");
   check_against_reference(2, 32, 30, 21, 2, 2, "generic");
   check_against_reference(1, 16, 5, 7, 1, 1, "generic");
 }
