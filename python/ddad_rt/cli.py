@@ -75,8 +75,9 @@ def cmd_refine(a: argparse.Namespace) -> int:
 def cmd_eval(a: argparse.Namespace) -> int:
     from ddad_rt.evaluate import evaluate, format_table
 
+    # evaluate makes the folder when it has something to write: a failed command (a missing
+    # bundle, say) leaves no empty folder behind.
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     report = evaluate(a.bundle, a.data, device=a.device, num_threads=a.threads,
                       histograms=out / "histograms.png")
     print(format_table(report))

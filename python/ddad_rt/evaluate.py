@@ -68,6 +68,7 @@ def evaluate(bundle: str | os.PathLike, data: str | os.PathLike, *, device: str 
     if histograms is not None:
         from ddad_rt.viz import histograms_figure
 
+        Path(histograms).parent.mkdir(parents=True, exist_ok=True)
         histograms_figure(scores, test.labels, histograms, auc=report["auc"],
                           title=f"{Path(bundle).name} on {Path(data).name}: "
                                 f"{report['n_normal']} normal, {report['n_abnormal']} abnormal")

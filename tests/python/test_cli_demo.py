@@ -39,9 +39,11 @@ def test_refine_adds_refiners_to_a_bundle(trained_memae, synth_data, tmp_path, c
     assert not (tmp_path / "memae_asr.ckpt").exists()
 
 
-def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):
+def test_cli_errors_exit_2_without_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the default --out (eval_out) would go
     assert main(["eval", str(tmp_path / "missing"), "--data", str(tmp_path)]) == 2
     assert "error:" in capsys.readouterr().err
+    assert not (tmp_path / "eval_out").exists()  # a failed command leaves no empty folder
 
 
 @pytest.mark.slow
