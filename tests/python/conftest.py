@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -33,12 +36,34 @@ def shared_dataset(name: str) -> Path:
     return path
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder that ``build(folder)`` fills once per test run. CI spreads the test files over
+    processes (pytest-xdist): without this, each process would train every session bundle
+    again (about 85 s of the 2 cores). The first process to ask builds under a file lock, the
+    others wait for it and reuse the result; a build that failed is retried by the next."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    folder = root / f"built-once-{name}"
+    with open(root / f"built-once-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".complete").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".complete").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
     from ddad_rt.synthetic import make_dataset
 
-    return make_dataset(tmp_path_factory.mktemp("synth"), seed=1, n_normal=64, n_unlabeled=64,
-                        anomaly_rate=0.5, n_test=40)
+    def build(folder: Path) -> None:
+        make_dataset(folder / "synth", seed=1, n_normal=64, n_unlabeled=64, anomaly_rate=0.5,
+                     n_test=40)
+
+    return built_once(tmp_path_factory, "synth", build) / "synth"
 
 
 def build_bundle(data: Path, out: Path, backbone: str, refiners: list[str], seed: int):
@@ -69,25 +94,37 @@ def build_bundle(data: Path, out: Path, backbone: str, refiners: list[str], seed
     return bundle, udm.model, ndm.model, nets
 
 
+def built_bundle(tmp_path_factory, name: str, data: Path, backbone: str, refiners: list[str],
+                 seed: int):
+    """build_bundle's result, built once per test run (built_once); the PyTorch models come
+    back from the file the builder saved them to."""
+    import torch
+
+    def build(folder: Path) -> None:
+        _, udm, ndm, nets = build_bundle(data, folder / "bundle", backbone, refiners, seed)
+        torch.save({"udm": udm, "ndm": ndm, "nets": nets}, folder / "models.pt")
+
+    folder = built_once(tmp_path_factory, name, build)
+    models = torch.load(folder / "models.pt", weights_only=False)
+    return folder / "bundle", models["udm"], models["ndm"], models["nets"]
+
+
 @pytest.fixture(scope="session")
 def trained(synth_data, tmp_path_factory):
     """AE bundle with R_dual and R_intra: (bundle, udm, ndm, refiners)."""
-    return build_bundle(synth_data, tmp_path_factory.mktemp("ae") / "bundle", "ae",
-                        ["dual", "intra"], seed=3)
+    return built_bundle(tmp_path_factory, "ae", synth_data, "ae", ["dual", "intra"], seed=3)
 
 
 @pytest.fixture(scope="session")
 def trained_aeu(synth_data, tmp_path_factory):
     """AE-U bundle with R_dual only: (bundle, udm, ndm, refiners)."""
-    return build_bundle(synth_data, tmp_path_factory.mktemp("aeu") / "bundle", "ae-u",
-                        ["dual"], seed=4)
+    return built_bundle(tmp_path_factory, "aeu", synth_data, "ae-u", ["dual"], seed=4)
 
 
 @pytest.fixture(scope="session")
 def trained_memae(synth_data, tmp_path_factory):
     """MemAE bundle without refiners: (bundle, udm, ndm, {})."""
-    return build_bundle(synth_data, tmp_path_factory.mktemp("memae") / "bundle", "memae", [],
-                        seed=5)
+    return built_bundle(tmp_path_factory, "memae", synth_data, "memae", [], seed=5)
 
 
 @pytest.fixture(scope="session")
@@ -107,9 +144,27 @@ def rng():
     return np.random.default_rng(12345)
 
 
+#: The files that take longest (minutes each on 2 cores), longest first. They run first, so
+#: that the processes CI spreads the files over (`pytest -n 2 --dist loadfile
+#: --no-loadscope-reorder`, which hands out whole files in this order) finish together
+#: instead of one waiting on the demo at the end.
+LONGEST_FILES = ("test_cli_demo.py", "test_ray.py", "test_bench.py", "test_resume.py",
+                 "test_report.py", "test_screen.py")
+
+
+def run_longest_files_first(items) -> None:
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES)
+
+    items.sort(key=rank)  # stable: the other files, and each file's tests, keep their order
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``gpu`` run only where device="cuda" works; elsewhere they are skipped
-    with the reasons (no GPU, no driver, no TensorRT backend or library)."""
+    """The longest files first (LONGEST_FILES). Tests marked ``gpu`` run only where
+    device="cuda" works; elsewhere they are skipped with the reasons (no GPU, no driver, no
+    TensorRT backend or library)."""
+    run_longest_files_first(items)
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return
@@ -128,4 +183,4 @@ def brain_bundle(tmp_path_factory) -> Path:
     """An AE bundle trained briefly (32x32, 2 epochs) on the shared brain MRI data; tests
     that change it (calibration) work on a copy."""
     data = shared_dataset("brain_tumor")
-    return build_bundle(data, tmp_path_factory.mktemp("brain") / "bundle", "ae", [], seed=0)[0]
+    return built_bundle(tmp_path_factory, "brain", data, "ae", [], seed=0)[0]
