@@ -94,3 +94,32 @@ def test_refiners_learn_from_synthetic_anomalies(trained):
     for name in ("refine_dual", "refine_intra"):
         assert len(losses[name]) == 2 and np.all(np.isfinite(losses[name])), losses
         assert losses[name][1] < losses[name][0], (name, losses[name])
+
+
+def test_measuring_along_the_epochs_changes_nothing(trained, synth_data):
+    """``on_epoch`` (benchmarks/refine_stability.py follows the test AUC with it) is called after
+    every epoch with the nets in training mode, and a callback that evaluates them leaves the
+    training exactly as it would have been: the same weights and BatchNorm statistics."""
+    from ddad_train.config import TrainConfig
+    from ddad_train.pipeline import load_training_images
+    from ddad_train.refine import train_refiners
+
+    cfg = TrainConfig(data=str(synth_data), k=3, image_size=32, batch_size=16,
+                      refiners=["dual"], refine_epochs=2, seed=7, threads=1)
+    normal, _, _ = load_training_images(cfg, progress=False)
+    seen = []
+
+    def evaluate(epoch: int, nets: dict) -> None:
+        seen.append((epoch, nets["dual"].training))
+        nets["dual"].eval()
+        with torch.no_grad():
+            nets["dual"](torch.rand(4, 2, 32, 32))
+        nets["dual"].train()
+
+    measured = train_refiners(normal, trained[0], cfg, progress=False, on_epoch=evaluate)
+    plain = train_refiners(normal, trained[0], cfg, progress=False)
+    assert seen == [(1, True), (2, True)]
+    assert measured.losses == plain.losses
+    reference = plain.nets["dual"].state_dict()
+    for name, value in measured.nets["dual"].state_dict().items():
+        assert torch.equal(value, reference[name]), name

@@ -11,6 +11,7 @@ the same synthetic batches, which costs one ensemble pass per batch instead of t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,11 +86,16 @@ class RefineResult:
 
 
 def train_refiners(images: np.ndarray, ensemble_bundle: str | Path, cfg: TrainConfig,
-                   progress: bool = True, checkpoint: str | Path | None = None) -> RefineResult:
+                   progress: bool = True, checkpoint: str | Path | None = None,
+                   on_epoch: Callable[[int, dict[str, RefineNet]], None] | None = None
+                   ) -> RefineResult:
     """Trains the configured refiners on normal images (uint8 [M, H, W]) with the maps of
     ``ensemble_bundle`` (a bundle holding the trained, frozen NDM and UDM).
 
     Checkpointed after every epoch like ``train_module``; resuming gives the same weights.
+    ``on_epoch(epoch, nets)``, if given, is called after each epoch (e.g. to follow a
+    measurement along the epochs, as benchmarks/refine_stability.py does); the nets are in
+    training mode and must be left so.
     """
     from ddad_rt.engine import Engine
 
@@ -145,7 +151,9 @@ def train_refiners(images: np.ndarray, ensemble_bundle: str | Path, cfg: TrainCo
         for s in range(steps):
             idx = perm[s * cfg.refine_batch_size:(s + 1) * cfg.refine_batch_size]
             x, label = synthetic_batch(data, idx, rng)
-            maps = engine.score(x, maps=True).maps
+            # The maps alone: a bundle that already has refiners (`ddad-rt refine` of a full
+            # bundle) would otherwise run them too, for nothing.
+            maps = engine.score(x, maps=True, scores=("inter", "intra")).maps
             target = torch.from_numpy(label)
             for n in names:
                 net_in = torch.from_numpy(np.stack([maps[k] for k in REFINER_INPUTS[n]], axis=1))
@@ -171,6 +179,8 @@ def train_refiners(images: np.ndarray, ensemble_bundle: str | Path, cfg: TrainCo
                 "global_rng": ckpt.global_rng_state(), "losses": result.losses,
                 "seconds": seconds_before + time.perf_counter() - t0,
             })
+        if on_epoch is not None:
+            on_epoch(epoch, nets)
         if bar is not None:
             bar.set_postfix({f"R_{n}": f"{result.losses[n][-1]:.4f}" for n in names})
             bar.update(1)
