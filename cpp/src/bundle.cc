@@ -228,6 +228,9 @@ void read_precision_checks(const json::Value& m, const fs::path& manifest_path, 
       if (passed->as_bool() && (precision != "fp16" || on_gpu)) {
         b.validated_precisions.push_back(precision);
       }
+      const json::Value* impl = check.find("refine_impl");
+      b.checked_refine_impl[precision] =
+          impl != nullptr && impl->is_string() ? impl->as_string() : "openvino";
     }
   }
 }

@@ -29,8 +29,8 @@ def check_precision(bundle: str | os.PathLike, data: str | os.PathLike, precisio
     on ``device`` (default: where ``precision`` runs: bf16 on the CPU, fp16 on a GPU).
 
     Returns:
-        {"precision", "device", "gpu", "auc_fp32", "auc", "max_auc_delta", "tolerance",
-         "passed", "data", "n_images"}; with ``record`` also written to the manifest's
+        {"precision", "device", "gpu", "refine_impl", "auc_fp32", "auc", "max_auc_delta",
+         "tolerance", "passed", "data", "n_images"}; with ``record`` also written to the manifest's
         "precision_checks".
 
     Raises:
@@ -70,6 +70,9 @@ def check_precision(bundle: str | os.PathLike, data: str | os.PathLike, precisio
         "precision": precision,
         "device": reduced.info["device"],
         "gpu": reduced.info.get("gpu", ""),
+        # What ran the refiners: a bf16 check counts only for the same arithmetic (the native
+        # Winograd bf16 refiners round differently from OpenVINO's direct convolutions).
+        "refine_impl": reduced.info.get("refine_impl", ""),
         "auc_fp32": auc["fp32"],
         "auc": auc[precision],
         "max_auc_delta": worst,

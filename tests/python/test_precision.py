@@ -82,6 +82,40 @@ def test_check_precision_records_its_verdict_and_auto_follows_it(own_bundle, syn
     assert ddad_rt.Engine(own_bundle, device="cpu", precision="auto").info["precision"] == "fp32"
 
 
+@needs_bf16
+def test_a_bf16_check_counts_only_for_the_refiner_arithmetic_it_measured(own_bundle, synth_data):
+    """The native bf16 refiners (Winograd, AVX512_BF16 CPUs without AMX) round differently
+    from OpenVINO's (AMX CPUs): a check made with one must not turn bf16 on for the other."""
+    from ddad_rt.precision import check_precision
+
+    result = check_precision(own_bundle, synth_data, "bf16", tolerance=1.0, progress=False)
+    ran = ddad_rt.Engine(own_bundle, device="cpu", precision="bf16").info["refine_impl"]
+    assert result["refine_impl"] == ran
+    other = "openvino" if "avx512_bf16" in ran else "native (Winograd F(4x4,3x3), avx512_bf16)"
+    m = read_manifest(own_bundle)
+    m = {k: v for k, v in m.items() if k not in GENERATED_FIELDS}
+    m["precision_checks"]["bf16"]["refine_impl"] = other
+    write_manifest(own_bundle, m)
+    info = ddad_rt.Engine(own_bundle, device="cpu", precision="auto").info
+    assert info["precision"] == "fp32"
+    assert "rerun ddad-rt check-precision" in info["precision_reason"], info["precision_reason"]
+
+
+def amx_bf16() -> bool:
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+@needs_bf16
+def test_bf16_refiners_run_natively_where_openvino_has_no_amx(bundle):
+    # Measured on AMD Zen 4 (AVX512_BF16, no AMX), R_dual, 64x64, batch 64, 1 thread: the
+    # native bf16 refiner 2.3-2.9 ms per image, OpenVINO's bf16 6.3, native fp32 3.9-4.9.
+    impl = ddad_rt.Engine(bundle, device="cpu", precision="bf16").info["refine_impl"]
+    assert ("avx512_bf16" in impl) == (not amx_bf16()), impl
+
+
 def test_malformed_precision_checks_are_rejected(own_bundle):
     m = read_manifest(own_bundle)
     m = {k: v for k, v in m.items() if k not in GENERATED_FIELDS}

@@ -36,6 +36,10 @@ struct Bundle {
   //! tolerance (manifest "precision_checks": {"bf16": {"passed": true, ...}}); precision
   //! "auto" uses only these.
   std::vector<std::string> validated_precisions;
+  //! For each checked precision, what ran its refiners when it was checked (the check's
+  //! "refine_impl"; "openvino" for checks that predate the field): a check counts only for
+  //! the arithmetic it measured.
+  std::map<std::string, std::string> checked_refine_impl;
   //! Calibrated operating points (manifest "operating_points", written by `ddad-rt
   //! calibrate`): specificity key ("0.95") -> score key -> threshold. An image is flagged
   //! when its score is above the threshold. Empty: the bundle is not calibrated.

@@ -6,11 +6,16 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define DDAD_RT_X86 1
 #define DDAD_RT_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+// AVX-512 plus the bf16 dot products (vdpbf16ps) and conversions (vcvtneps2bf16).
+#define DDAD_RT_AVX512_BF16 \
+  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma")))
 #else
 #define DDAD_RT_X86 0
 #endif
@@ -72,6 +77,28 @@ DDAD_RT_INLINE VecG relu(const VecG& a) {
   return r;
 }
 
+//! fp32 -> bfloat16, rounded to nearest even (what vcvtneps2bf16 does; NaN stays NaN).
+inline std::uint16_t to_bf16(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<std::uint16_t>(u >> 16);
+}
+inline float from_bf16(std::uint16_t b) {
+  const std::uint32_t u = static_cast<std::uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// Stores a lane vector as the kernels' element type: fp32 as it is, or bf16 (the Winograd
+// GEMM's inputs in the bf16 network). Overloaded so one transform template serves both.
+DDAD_RT_INLINE void store_as(const VecG& a, float* p) { a.store(p); }
+DDAD_RT_INLINE void store_as(const VecG& a, std::uint16_t* p) {
+  for (int l = 0; l < kLanes; ++l) p[l] = to_bf16(a.v[l]);
+}
+
 
 #if DDAD_RT_X86
 // GCC 12 flags the deliberately undefined operand inside some AVX-512 intrinsics (e.g.
@@ -105,6 +132,10 @@ DDAD_RT_AVX512 inline Vec512 fma(const Vec512& a, const Vec512& b, const Vec512&
 }
 DDAD_RT_AVX512 inline Vec512 relu(const Vec512& a) {
   return _mm512_max_ps(a.v, _mm512_setzero_ps());
+}
+DDAD_RT_AVX512 inline void store_as(const Vec512& a, float* p) { a.store(p); }
+DDAD_RT_AVX512_BF16 inline void store_as(const Vec512& a, std::uint16_t* p) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(a.v)));
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop

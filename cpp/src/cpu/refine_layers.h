@@ -68,10 +68,11 @@ DDAD_RT_INLINE void conv1_rows_impl(const Packed& p, const Geometry& g, const fl
   }
 }
 
-// Winograd input transform of tiles [t0, t0 + nt) of h1 -> v [36][nt][mid].
-template <typename V>
+// Winograd input transform of tiles [t0, t0 + nt) of h1 -> v [36][nt][mid], stored as T
+// (float, or bf16 for the bf16 GEMM: a row's channels in pairs, as vdpbf16ps reads them).
+template <typename V, typename T>
 DDAD_RT_INLINE void input_transform_impl(const Packed& p, const Geometry& g, const float* h1,
-                                         std::int64_t t0, int nt, float* v) {
+                                         std::int64_t t0, int nt, T* v) {
   const int m = p.mid;
   for (int b = 0; b < nt; ++b) {
     const std::int64_t t = t0 + b;
@@ -89,7 +90,7 @@ DDAD_RT_INLINE void input_transform_impl(const Packed& p, const Geometry& g, con
         V o[wg::kA];
         wg::input_1d(tmp[i], o);
         for (int j = 0; j < wg::kA; ++j) {
-          o[j].store(v + (static_cast<std::int64_t>(i * wg::kA + j) * nt + b) * m + c0);
+          store_as(o[j], v + (static_cast<std::int64_t>(i * wg::kA + j) * nt + b) * m + c0);
         }
       }
     }

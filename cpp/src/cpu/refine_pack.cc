@@ -2,6 +2,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cpu/lane_vectors.h"
 #include "cpu/refine_layout.h"
 
 namespace ddad_rt {
@@ -60,6 +61,20 @@ Packed pack(const RefineNetWeights& wt) {
     p.b3[o] = wt.conv3.b[o];
   }
   return p;
+}
+
+void pack_bf16(Packed& p) {
+  const int m = p.mid;
+  p.u2_bf16.resize(p.u2.size());
+  for (int e = 0; e < wg::kA2; ++e) {
+    for (int i = 0; i < m; ++i) {
+      for (int o = 0; o < m; ++o) {
+        const size_t src = (static_cast<size_t>(e) * m + i) * m + o;
+        const size_t dst = ((static_cast<size_t>(e) * (m / 2) + i / 2) * m + o) * 2 + i % 2;
+        p.u2_bf16[dst] = to_bf16(p.u2[src]);
+      }
+    }
+  }
 }
 
 }  // namespace cpu

@@ -36,11 +36,14 @@ class RefineNet {
  public:
   //! threads: workers for one run() call (0 = every usable CPU). isa: "auto" (the best this
   //! CPU runs) or "generic" (the portable kernels, e.g. to test them on an AVX-512 machine).
-  RefineNet(RefineNetWeights weights, int threads, const std::string& isa = "auto");
+  //! precision: "fp32", or "bf16" (the Winograd GEMMs in bf16 with fp32 accumulation; needs
+  //! AVX512_BF16 unless isa is "generic", which emulates it).
+  RefineNet(RefineNetWeights weights, int threads, const std::string& isa = "auto",
+            const std::string& precision = "fp32");
   //! Runs on `pool`, which other networks may share: one run() at a time has the pool, and
   //! a concurrent caller runs on its own thread. Workspaces are kept and reused either way.
   RefineNet(RefineNetWeights weights, std::shared_ptr<ThreadPool> pool,
-            const std::string& isa = "auto");
+            const std::string& isa = "auto", const std::string& precision = "fp32");
   ~RefineNet();
   RefineNet(const RefineNet&) = delete;
   RefineNet& operator=(const RefineNet&) = delete;
@@ -50,6 +53,8 @@ class RefineNet {
 
   //! "avx512" when the CPU runs the AVX-512 kernels, else "generic".
   static std::string isa();
+  //! Whether this CPU runs the bf16 network natively (AVX512_BF16).
+  static bool has_native_bf16();
   //! The kernels this network runs.
   std::string kernels() const;
 
