@@ -127,12 +127,21 @@ def test_malformed_precision_checks_are_rejected(own_bundle):
 
 
 @needs_bf16
-def test_bf16_keeps_the_decoders_last_layers_as_exported(trained):
+@pytest.mark.parametrize("fixture", ["trained", "trained_aeu"])
+def test_bf16_computes_the_decoders_last_layers_in_fp32(fixture, request, rng):
     # fp32 rewrites them as sub-pixel convolutions (faster, same function); bf16 must not: the
     # rewritten layer would run in bf16 and its rounding, amplified by A_intra's standard
     # deviation of nearly equal reconstructions, moved R_intra's AUC by ~0.01 on the demo
-    # bundle (check-precision's tolerance is 0.002).
-    fp32 = ddad_rt.Engine(trained[0], device="cpu", precision="fp32")
-    bf16 = ddad_rt.Engine(trained[0], device="cpu", precision="bf16")
-    assert fp32.info["subpixel_deconvolutions"] == str(2 * fp32.info["k"])
-    assert bf16.info["subpixel_deconvolutions"] == "0"
+    # bundle (check-precision's tolerance is 0.002). bf16 runs them in the engine's own fp32
+    # code instead, so its reconstructions carry only the bf16 rounding of the layers before.
+    # AE-U's last layer has two outputs (mean and log-variance).
+    bundle = request.getfixturevalue(fixture)[0]
+    fp32 = ddad_rt.Engine(bundle, device="cpu", precision="fp32")
+    bf16 = ddad_rt.Engine(bundle, device="cpu", precision="bf16")
+    members = str(2 * fp32.info["k"])
+    assert (fp32.info["subpixel_deconvolutions"], fp32.info["native_deconvolutions"]) == (members, "0")
+    assert (bf16.info["subpixel_deconvolutions"], bf16.info["native_deconvolutions"]) == ("0", members)
+    images = rng.integers(0, 256, (8, 32, 32), dtype=np.uint8)
+    low, full = bf16.score(images).scores, fp32.score(images).scores
+    for k in ("rec", "inter"):  # the maps of the ensemble alone
+        np.testing.assert_allclose(low[k], full[k], rtol=0.05, err_msg=k)

@@ -31,9 +31,12 @@ using Port = ov::Output<const ov::Node>;
 // request is single-threaded, so concurrent callers each lease their own.
 class Net {
  public:
+  //! native_pool: where the layers the engine computes itself inside the graph (the
+  //! decoders' last layers, native_deconv.h) split their images; null: none are rewritten.
   Net(ov::Core& core, const Bundle& bundle, const std::string& role, std::int64_t channels,
       const EngineOptions& options, ov::element::Type precision,
-      const std::vector<std::string>& output_names)
+      const std::vector<std::string>& output_names,
+      const std::shared_ptr<ThreadPool>& native_pool = nullptr)
       : role_(role) {
     const std::string& bytes = bundle.graph_bytes.at(bundle.graphs.at(role));
     std::shared_ptr<ov::Model> model = core.read_model(bytes, ov::Tensor());
@@ -41,11 +44,7 @@ class Net {
       throw BundleError("the bundle's " + role + " graph must have exactly one input, it has " +
                         std::to_string(model->inputs().size()));
     }
-    // fp32 only: in bf16 OpenVINO would run the rewritten layer in bf16 too, and the
-    // reconstructions it writes would carry bf16 rounding into A_intra (a standard deviation
-    // of nearly equal values): on the demo bundle R_intra's AUC moved by 0.0094 instead of
-    // 0.0009, failing check-precision. The transposed form stays in fp32.
-    if (precision == ov::element::f32) subpixel_rewrites_ = transposed_convolutions_as_subpixel(model);
+    if (native_pool) rewrite_decoder_last_layers(model, precision, native_pool);
     ov::AnyMap config{
         // OpenVINO defaults to bf16 on CPUs that have it; the engine decides instead.
         ov::hint::inference_precision(precision),
@@ -89,8 +88,10 @@ class Net {
     }
   }
 
-  //! How many transposed convolutions were rewritten (openvino_rewrites.h).
+  //! How many of the decoders' last layers run as sub-pixel convolutions in OpenVINO
+  //! (openvino_rewrites.h), and how many in the engine's own code (native_deconv.h).
   int subpixel_rewrites() const { return subpixel_rewrites_; }
+  int native_rewrites() const { return native_rewrites_; }
 
  private:
   struct Version {
@@ -120,6 +121,24 @@ class Net {
     ov::InferRequest request;
   };
 
+  // The decoders' last layers (transposed convolutions 16 -> 1 or 2), which OpenVINO runs far
+  // below the CPU's rate, in a faster form. fp32: sub-pixel convolutions in OpenVINO. bf16:
+  // the engine's own fp32 code. A sub-pixel rewrite would run in bf16, and the layer's bf16
+  // rounding, amplified by A_intra (a standard deviation of nearly equal reconstructions),
+  // moved R_intra's AUC by 0.0094 on the demo bundle (check-precision allows 0.002). Measured
+  // on AMD Zen 4 (no AMX), batch 64, 1 thread, bf16 ensemble: 1.88-1.93 ms per image against
+  // 2.26-2.53 with OpenVINO's own layer (which it runs in f32 there); R_intra's AUC on a
+  // brain_tumor bundle at the paper's budget moved by 0.0019. Sub-pixel for the wider
+  // transposed convolutions too (bf16 ones, 1.75-1.84 ms) moved A_intra's by 0.0021: failed.
+  void rewrite_decoder_last_layers(const std::shared_ptr<ov::Model>& model, ov::element::Type precision,
+                                   const std::shared_ptr<ThreadPool>& pool) {
+    if (precision == ov::element::f32) {
+      subpixel_rewrites_ = transposed_convolutions_as_subpixel(model);
+    } else {
+      native_rewrites_ = transposed_convolutions_as_native(model, pool);
+    }
+  }
+
   Port find_output(const ov::CompiledModel& compiled, const std::string& name) const {
     for (const auto& out : compiled.outputs()) {
       if (out.get_names().count(name)) return out;
@@ -140,6 +159,7 @@ class Net {
 
   std::string role_;
   int subpixel_rewrites_ = 0;
+  int native_rewrites_ = 0;
   std::int64_t max_batch_ = 1;
   std::unique_ptr<Version> static_one_;
   std::unique_ptr<Version> static_max_;
@@ -219,7 +239,8 @@ class OpenVinoNetworks final : public Networks {
     try {
       std::vector<std::string> outputs{"udm", "ndm"};
       if (bundle.uncertainty()) outputs.emplace_back("ndm_logvar");
-      ensemble_.emplace(core_, bundle, role, 1, options, element, outputs);
+      native_pool_ = std::make_shared<ThreadPool>(threads_);
+      ensemble_.emplace(core_, bundle, role, 1, options, element, outputs, native_pool_);
       for (Refiner r : {Refiner::kDual, Refiner::kIntra}) {
         role = refiner_role(r);
         if (!bundle.has_graph(role)) continue;
@@ -227,9 +248,7 @@ class OpenVinoNetworks final : public Networks {
           std::shared_ptr<ov::Model> model =
               core_.read_model(bundle.graph_bytes.at(bundle.graphs.at(role)), ov::Tensor());
           if (auto weights = paper_refine_weights(model)) {
-            // Both refiners share one pool: they run one after the other.
-            if (!refine_pool_) refine_pool_ = std::make_shared<ThreadPool>(threads_);
-            native_.try_emplace(r, std::make_unique<RefineNet>(std::move(*weights), refine_pool_,
+            native_.try_emplace(r, std::make_unique<RefineNet>(std::move(*weights), native_pool_,
                                                                "auto", precision_));
             refine_impl_ = "native (Winograd F(4x4,3x3), " + native + ")";
             continue;
@@ -249,7 +268,8 @@ class OpenVinoNetworks final : public Networks {
   std::string refine_impl() const override { return refine_impl_; }
   std::map<std::string, std::string> extra_info() const override {
     return {{"threads", std::to_string(threads_)},
-            {"subpixel_deconvolutions", std::to_string(ensemble_->subpixel_rewrites())}};
+            {"subpixel_deconvolutions", std::to_string(ensemble_->subpixel_rewrites())},
+            {"native_deconvolutions", std::to_string(ensemble_->native_rewrites())}};
   }
 
   void run_ensemble(const float* images, std::int64_t n, const EnsembleOutputs& out) override {
@@ -350,7 +370,9 @@ class OpenVinoNetworks final : public Networks {
   std::optional<Net> ensemble_;
   std::map<Refiner, Net> refiners_;
   int threads_;
-  std::shared_ptr<ThreadPool> refine_pool_;  // the native refiners' workers
+  // The workers of the engine's own code: the refiners and the decoders' last layers (one
+  // runs after the other; a caller that finds the pool busy runs on its own thread).
+  std::shared_ptr<ThreadPool> native_pool_;
   std::map<Refiner, std::unique_ptr<RefineNet>> native_;
   std::string refine_impl_ = "openvino";
   bool has_logvar_ = false;

@@ -5,6 +5,8 @@
 #include <openvino/core/graph_util.hpp>
 #include <openvino/op/ops.hpp>
 
+#include "cpu/native_deconv.h"
+
 namespace ddad_rt::cpu {
 namespace {
 
@@ -86,6 +88,26 @@ void keep_dense_layers_unfused(const std::shared_ptr<ov::Model>& model) {
   }
 }
 
+namespace {
+
+// Calls replace(deconv, weights) for each transposed convolution of the decoders' last-layer
+// form (subpixel_candidate); returns how many.
+template <typename Replace>
+int for_each_last_layer(const std::shared_ptr<ov::Model>& model, Replace replace) {
+  int found = 0;
+  for (const std::shared_ptr<ov::Node>& node : model->get_ordered_ops()) {
+    auto deconv = ov::as_type_ptr<ov::op::v1::ConvolutionBackpropData>(node);
+    if (!deconv) continue;
+    if (std::shared_ptr<ov::op::v0::Constant> w = subpixel_candidate(*deconv)) {
+      replace(deconv, *w);
+      ++found;
+    }
+  }
+  return found;
+}
+
+}  // namespace
+
 // OpenVINO runs a transposed convolution with one or two output channels (the decoders' last
 // layer, 16 -> 1 at 32x32 -> 64x64) far from the CPU's rate: 3.4 GFLOP/s, a quarter of the
 // whole fp32 ensemble's time at batch 64. As a 3x3 convolution + DepthToSpace the K=3 AE
@@ -94,16 +116,11 @@ void keep_dense_layers_unfused(const std::shared_ptr<ov::Model>& model) {
 // before it move to AMX too - but the layer itself then runs in bf16, which costs accuracy:
 // see its use in openvino_networks.cc.)
 int transposed_convolutions_as_subpixel(const std::shared_ptr<ov::Model>& model) {
-  int rewritten = 0;
-  for (const std::shared_ptr<ov::Node>& node : model->get_ordered_ops()) {
-    auto deconv = ov::as_type_ptr<ov::op::v1::ConvolutionBackpropData>(node);
-    if (!deconv) continue;
-    std::shared_ptr<ov::op::v0::Constant> w = subpixel_candidate(*deconv);
-    if (!w) continue;
-    const std::size_t cin = w->get_shape()[0];
-    const std::size_t cout = w->get_shape()[1];
+  return for_each_last_layer(model, [](const std::shared_ptr<ov::Node>& deconv, const ov::op::v0::Constant& w) {
+    const std::size_t cin = w.get_shape()[0];
+    const std::size_t cout = w.get_shape()[1];
     auto weights = ov::op::v0::Constant::create(ov::element::f32, ov::Shape{cout * 4, cin, 3, 3},
-                                                subpixel_weights(w->cast_vector<float>(), cin, cout));
+                                                subpixel_weights(w.cast_vector<float>(), cin, cout));
     auto conv = std::make_shared<ov::op::v1::Convolution>(
         deconv->input_value(0), weights, ov::Strides{1, 1}, ov::CoordinateDiff{1, 1},
         ov::CoordinateDiff{1, 1}, ov::Strides{1, 1});
@@ -111,9 +128,20 @@ int transposed_convolutions_as_subpixel(const std::shared_ptr<ov::Model>& model)
         conv, ov::op::v0::DepthToSpace::DepthToSpaceMode::DEPTH_FIRST, 2);
     interleave->set_friendly_name(deconv->get_friendly_name());
     ov::replace_node(deconv, interleave);
-    ++rewritten;
-  }
-  return rewritten;
+  });
+}
+
+// The same layers in the engine's fp32 code, for bf16 networks (native_deconv.h).
+int transposed_convolutions_as_native(const std::shared_ptr<ov::Model>& model,
+                                      const std::shared_ptr<ThreadPool>& pool) {
+  return for_each_last_layer(model, [&](const std::shared_ptr<ov::Node>& deconv, const ov::op::v0::Constant& w) {
+    const auto cin = static_cast<std::int64_t>(w.get_shape()[0]);
+    const auto cout = static_cast<std::int64_t>(w.get_shape()[1]);
+    auto weights = std::make_shared<const std::vector<float>>(w.cast_vector<float>());
+    auto native = std::make_shared<NativeTransposedConv>(deconv->input_value(0), weights, cin, cout, pool);
+    native->set_friendly_name(deconv->get_friendly_name());
+    ov::replace_node(deconv, native);
+  });
 }
 
 }  // namespace ddad_rt::cpu

@@ -71,7 +71,6 @@ Kernels generic_kernels() {
           conv3_rows_generic, gemm_generic, nullptr, nullptr, "generic"};
 }
 
-namespace {
 bool cpu_has_avx512() {
 #if DDAD_RT_X86
   __builtin_cpu_init();
@@ -82,7 +81,6 @@ bool cpu_has_avx512() {
   return false;
 #endif
 }
-}  // namespace
 
 bool cpu_has_avx512_bf16() {
 #if DDAD_RT_X86

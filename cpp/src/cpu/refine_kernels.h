@@ -33,6 +33,8 @@ Kernels choose_kernels(int mid);
 //! The bf16 kernels ("avx512_bf16"), on CPUs with AVX512_BF16; the portable emulation of the
 //! same arithmetic ("generic_bf16") where `isa` is "generic", for tests.
 Kernels bf16_kernels(const std::string& isa);
+//! Whether this CPU runs the AVX-512 kernels (F, VL, BW, DQ and FMA).
+bool cpu_has_avx512();
 //! Whether this CPU runs the AVX512_BF16 kernels.
 bool cpu_has_avx512_bf16();
 //! Whether this CPU has AMX tiles for bf16 (OpenVINO's bf16 convolutions use them).

@@ -58,7 +58,8 @@ def stage_limits(bundle: str | Path, peaks: dict, precision: str, refine_impl: s
             limits["ensemble"] = {"seconds": read, "of": "its weights' bytes at the matrix-vector read rate"}
     for r in refiners:
         graph = bundle / f"refine_{r}.onnx"
-        winograd = "Winograd" in refine_impl and not bf16
+        # The native refiners run Winograd in fp32 and, on CPUs without AMX, in bf16 too.
+        winograd = "Winograd" in refine_impl
         flops = winograd_flops(graph) if winograd else graph_flops(graph)["total"]
         limits[f"refine_{r}"] = {"seconds": flops / peak,
                                  "of": ("Winograd-domain FLOPs" if winograd else "FLOPs") +
