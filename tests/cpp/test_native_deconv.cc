@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <random>
 #include <vector>
@@ -86,6 +87,13 @@ TEST(native_transposed_conv_matches_its_definition) {
 }
 
 TEST(native_transposed_conv_stays_fp32_inside_a_bf16_openvino_network) {
+#if defined(__SANITIZE_THREAD__)
+  // OpenVINO's worker threads (oneTBB) are not instrumented: ThreadSanitizer cannot see their
+  // synchronisation and would report the op's output, written on one, as a race. The kernel's
+  // own threading is checked by the case above.
+  std::printf("  skipped under ThreadSanitizer (OpenVINO's threads are not instrumented)\n");
+  return;
+#endif
   // The ONNX ConvTranspose as OpenVINO reads it, rewritten, compiled at both precisions.
   const Case c = make_case(4, 16, 32, 32, 2, 7);
   auto x = std::make_shared<ov::op::v0::Parameter>(ov::element::f32, ov::PartialShape{-1, 16, 32, 32});
