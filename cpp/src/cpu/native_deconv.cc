@@ -12,26 +12,6 @@
 namespace ddad_rt::cpu {
 namespace {
 
-// The input taps of output phase (a, b) - output pixel (2i + a, 2j + b) - as offsets into the
-// zero-bordered input and kernel indices: output (2i + a, 2j + b) reads input (i + dy, j + dx)
-// through tap (a + 1 - 2 dy, b + 1 - 2 dx), two taps per axis (see subpixel_weights in
-// openvino_rewrites.cc).
-struct Tap {
-  int dy, dx, k;  // input offset, kernel index ky * 4 + kx
-};
-inline void phase_taps(int a, int b, Tap taps[4]) {
-  int n = 0;
-  for (int dy = -1; dy <= 1; ++dy) {
-    const int ky = a + 1 - 2 * dy;
-    if (ky < 0 || ky > 3) continue;
-    for (int dx = -1; dx <= 1; ++dx) {
-      const int kx = b + 1 - 2 * dx;
-      if (kx < 0 || kx > 3) continue;
-      taps[n++] = {dy, dx, ky * 4 + kx};
-    }
-  }
-}
-
 // One image, one output channel: out [2h, 2w] from the zero-bordered input xp [cin, h + 2,
 // w + 2]. Each output phase is a plane at the input resolution whose kLanes-wide pieces of a
 // row are summed in one register over every channel and tap (4 * cin multiply-adds, one
@@ -44,8 +24,8 @@ DDAD_RT_INLINE void one_channel_impl(const float* xp, std::int64_t cin, std::int
   planes.resize(static_cast<size_t>(4 * h * w));
   for (int a = 0; a < 2; ++a) {
     for (int b = 0; b < 2; ++b) {
-      Tap taps[4];
-      phase_taps(a, b, taps);
+      DeconvTap taps[4];
+      deconv_phase_taps(a, b, taps);
       float* plane = planes.data() + (a * 2 + b) * h * w;
       for (std::int64_t i = 0; i < h; ++i) {
         for (std::int64_t j0 = 0; j0 < w; j0 += kLanes) {
@@ -53,7 +33,7 @@ DDAD_RT_INLINE void one_channel_impl(const float* xp, std::int64_t cin, std::int
           for (std::int64_t c = 0; c < cin; ++c) {
             const float* xc = xp + c * plane_size + (i + 1) * wp + 1 + j0;
             const float* wk = weights + (c * cout + o) * 16;
-            for (const Tap& t : taps) acc = fma(V::load(xc + t.dy * wp + t.dx), V(wk[t.k]), acc);
+            for (const DeconvTap& t : taps) acc = fma(V::load(xc + t.dy * wp + t.dx), V(wk[t.k]), acc);
           }
           acc.store(plane + i * w + j0);
         }
@@ -81,15 +61,15 @@ void one_channel_scalar(const float* xp, std::int64_t cin, std::int64_t h, std::
   const std::int64_t wp = w + 2, plane_size = (h + 2) * wp;
   for (int a = 0; a < 2; ++a) {
     for (int b = 0; b < 2; ++b) {
-      Tap taps[4];
-      phase_taps(a, b, taps);
+      DeconvTap taps[4];
+      deconv_phase_taps(a, b, taps);
       for (std::int64_t i = 0; i < h; ++i) {
         for (std::int64_t j = 0; j < w; ++j) {
           float acc = 0.0f;
           for (std::int64_t c = 0; c < cin; ++c) {
             const float* xc = xp + c * plane_size + (i + 1) * wp + 1 + j;
             const float* wk = weights + (c * cout + o) * 16;
-            for (const Tap& t : taps) acc += xc[t.dy * wp + t.dx] * wk[t.k];
+            for (const DeconvTap& t : taps) acc += xc[t.dy * wp + t.dx] * wk[t.k];
           }
           out[(2 * i + a) * 2 * w + 2 * j + b] = acc;
         }

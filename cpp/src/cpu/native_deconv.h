@@ -19,6 +19,27 @@ namespace ddad_rt::cpu {
 
 class ThreadPool;
 
+//! One input tap of an output phase of the transposed convolution (kernel 4, stride 2,
+//! padding 1): output pixel (2i + a, 2j + b) reads input (i + dy, j + dx) through kernel tap
+//! (ky, kx) = (a + 1 - 2 dy, b + 1 - 2 dx), where that lies in [0, 4).
+struct DeconvTap {
+  int dy, dx, k;  // input offset; kernel index ky * 4 + kx
+};
+
+//! The four taps (two per axis) of output phase (a, b), a and b in {0, 1}.
+inline void deconv_phase_taps(int a, int b, DeconvTap taps[4]) {
+  int n = 0;
+  for (int dy = -1; dy <= 1; ++dy) {
+    const int ky = a + 1 - 2 * dy;
+    if (ky < 0 || ky > 3) continue;
+    for (int dx = -1; dx <= 1; ++dx) {
+      const int kx = b + 1 - 2 * dx;
+      if (kx < 0 || kx > 3) continue;
+      taps[n++] = {dy, dx, ky * 4 + kx};
+    }
+  }
+}
+
 //! x [N, C_in, H, W] -> y [N, C_out, 2H, 2W] with weights [C_in, C_out, 4, 4] (ONNX
 //! ConvTranspose layout), no bias; images split over `pool` (may be null: one thread).
 void transposed_conv4x4s2(const float* x, std::int64_t n, std::int64_t cin, std::int64_t h,

@@ -42,8 +42,8 @@ std::shared_ptr<ov::op::v0::Constant> subpixel_candidate(const ov::op::v1::Convo
 }
 
 // Output pixel (2i + a, 2j + b) of the transposed convolution reads input pixels (i + dy,
-// j + dx), dy, dx in {-1, 0, 1}, through kernel tap (a + 1 - 2 dy, b + 1 - 2 dx) where that
-// lies in [0, 4): two taps per axis and phase. So a 3x3 convolution (padding 1) whose output
+// j + dx), dy, dx in {-1, 0, 1}, through two kernel taps per axis and phase
+// (deconv_phase_taps). So a 3x3 convolution (padding 1) whose output
 // channel o * 4 + a * 2 + b holds those taps, and zeros elsewhere, computes every phase at
 // the input resolution; DepthToSpace in depth-first order interleaves them.
 std::vector<float> subpixel_weights(const std::vector<float>& w, std::size_t cin, std::size_t cout) {
@@ -52,16 +52,12 @@ std::vector<float> subpixel_weights(const std::vector<float>& w, std::size_t cin
     for (int a = 0; a < 2; ++a) {
       for (int b = 0; b < 2; ++b) {
         const std::size_t oc = o * 4 + static_cast<std::size_t>(a * 2 + b);
-        for (int dy = -1; dy <= 1; ++dy) {
-          const int ky = a + 1 - 2 * dy;
-          if (ky < 0 || ky > 3) continue;
-          for (int dx = -1; dx <= 1; ++dx) {
-            const int kx = b + 1 - 2 * dx;
-            if (kx < 0 || kx > 3) continue;
-            for (std::size_t c = 0; c < cin; ++c) {
-              out[((oc * cin + c) * 3 + static_cast<std::size_t>(dy + 1)) * 3 + static_cast<std::size_t>(dx + 1)] =
-                  w[((c * cout + o) * 4 + static_cast<std::size_t>(ky)) * 4 + static_cast<std::size_t>(kx)];
-            }
+        DeconvTap taps[4];
+        deconv_phase_taps(a, b, taps);
+        for (const DeconvTap& t : taps) {
+          for (std::size_t c = 0; c < cin; ++c) {
+            out[((oc * cin + c) * 3 + static_cast<std::size_t>(t.dy + 1)) * 3 + static_cast<std::size_t>(t.dx + 1)] =
+                w[(c * cout + o) * 16 + static_cast<std::size_t>(t.k)];
           }
         }
       }
