@@ -32,18 +32,23 @@ from ddad_rt.bundle import read_manifest
 from ddad_rt.engine import Engine
 from ddad_rt.metrics import average_precision, roc_auc
 from ddad_rt.preprocess import load_images
-from ddad_train.config import TrainConfig
+from ddad_train.config import REFINE_MODES, TrainConfig
 from ddad_train.refine import REFINER_INPUTS, train_refiners
+from ddad_train.refine_validation import anomaly_probability
 
 REFINERS = ("dual", "intra")
 
 
-def refine_config(bundle: Path, data: Path, seed: int, epochs: int, threads: int) -> TrainConfig:
-    """The bundle's own training settings with only the refinement seed and length changed."""
+def refine_config(bundle: Path, data: Path, seed: int, epochs: int, threads: int, mode: str,
+                  anomalies: str) -> TrainConfig:
+    """The bundle's own training settings with only the refinement seed, length, mode and
+    synthetic anomalies changed."""
     base = dict(read_manifest(bundle, verify=True).get("training", {}).get("config", {}))
     cfg = TrainConfig.from_yaml_values({**base, "data": str(data), "refiners": list(REFINERS),
                                         "refine_epochs": epochs, "seed": seed,
-                                        "threads": threads, "checkpoint_dir": ""})
+                                        "refine_mode": mode, "refine_anomalies": anomalies,
+                                        "threads": threads,
+                                        "checkpoint_dir": ""})
     cfg.validate()
     return cfg
 
@@ -63,29 +68,24 @@ def test_maps(bundle: Path, data: Path, image_size: int, threads: int
 
 
 def refined_scores(net: torch.nn.Module, inputs: torch.Tensor) -> np.ndarray:
-    """Image scores of one refiner: the spatial mean of its anomaly probability (channel 1)."""
-    was_training = net.training
-    net.eval()
-    with torch.no_grad():
-        scores = [torch.softmax(net(inputs[i:i + 64]).float(), dim=1)[:, 1].mean(dim=(1, 2))
-                  for i in range(0, len(inputs), 64)]
-    net.train(was_training)
-    return torch.cat(scores).numpy()
+    """Image scores of one refiner: the spatial mean of its anomaly probability."""
+    return anomaly_probability(net, inputs).mean(axis=(1, 2))
 
 
 def run_seed(bundle: Path, data: Path, normal: np.ndarray, maps: dict[str, np.ndarray],
-             labels: np.ndarray, seed: int, epochs: int, threads: int, measured: set[int]
-             ) -> dict:
-    """One refinement run: per refiner, the test AUC / AP after the `measured` epochs, and the
-    losses of every epoch."""
-    cfg = refine_config(bundle, data, seed, epochs, threads)
+             labels: np.ndarray, seed: int, epochs: int, threads: int, measured: set[int],
+             mode: str, anomalies: str) -> dict:
+    """One refinement run: per refiner, the test AUC / AP after the `measured` epochs, the
+    losses of every epoch and the label-free validation figures at the end."""
+    cfg = refine_config(bundle, data, seed, epochs, threads, mode, anomalies)
     inputs = {n: torch.from_numpy(np.stack([maps[k] for k in REFINER_INPUTS[n]], axis=1))
               for n in REFINERS}
     curve: dict[str, dict[str, list]] = {n: {"epoch": [], "auc": [], "ap": []} for n in REFINERS}
 
-    def measure(epoch: int, nets: dict) -> None:
+    def measure(epoch: int, exported) -> None:
         if epoch not in measured:
             return
+        nets = exported()
         for n in REFINERS:
             s = refined_scores(nets[n], inputs[n])
             curve[n]["epoch"].append(epoch)
@@ -95,7 +95,8 @@ def run_seed(bundle: Path, data: Path, normal: np.ndarray, maps: dict[str, np.nd
     t0 = time.perf_counter()
     result = train_refiners(normal, bundle, cfg, progress=True, on_epoch=measure)
     return {"seed": seed, "seconds": round(time.perf_counter() - t0, 1),
-            "refiners": {n: {**curve[n], "loss": result.losses[n]} for n in REFINERS}}
+            "refiners": {n: {**curve[n], "loss": result.losses[n]} for n in REFINERS},
+            "validation": result.validation}
 
 
 def at_epoch(run: dict, refiner: str, metric: str, epoch: int) -> float:
@@ -119,7 +120,8 @@ def summary_markdown(meta: dict, runs: list[dict], report_epochs: list[int]) -> 
     lines = [f"# Refinement stability: {meta['name']}", "",
              f"Command: `{meta['command']}`  ", (f"Bundle: {meta['bundle']} (NDM/UDM trained once); "
              f"data: {meta['data']}; seeds: {', '.join(str(r['seed']) for r in runs)}; "
-             f"threads: {meta['threads']}."), "",
+             f"refine mode: {meta.get('refine_mode', 'paper')}; synthetic anomalies: "
+             f"{meta.get('refine_anomalies', 'patch')}; threads: {meta['threads']}."), "",
              (f"Without refinement: A_inter AUC {meta['maps_auc']['inter']:.3f}, "
              f"A_intra AUC {meta['maps_auc']['intra']:.3f} (no seed involved)."), ""]
     for epoch in report_epochs:
@@ -133,8 +135,31 @@ def summary_markdown(meta: dict, runs: list[dict], report_epochs: list[int]) -> 
             lines.append(f"| {key} | {s['mean']:.3f} | {s['sd']:.3f} | "
                          f"{s['min']:.3f} | {s['max']:.3f} | {per} |")
         lines.append("")
+    lines += validation_markdown(runs)
     lines += ["Test AUC along the epochs, one line per seed: `auc_by_epoch.svg`.", ""]
     return "\n".join(lines)
+
+
+def validation_markdown(runs: list[dict]) -> list[str]:
+    """Per seed, the label-free validation figures the bundle would record (pixel AUROC on
+    fresh synthetic anomalies of the training normals) beside the test AUC at the end:
+    whether the label-free figure tells a good refiner from a poor one."""
+    runs = [r for r in runs if r.get("validation")]
+    if not runs:
+        return []
+    lines = ["## Label-free validation (synthetic anomalies on training normals) vs test AUC", "",
+             ("| seed | A_inter pixel | A_intra pixel | R_dual pixel | R_dual test AUC | "
+              "R_intra pixel | R_intra test AUC | flagged collapsed |"),
+             "|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        v = r["validation"]
+        ref = v["refiners"]
+        flagged = ", ".join(f"R_{n}" for n, f in ref.items() if f["collapsed"]) or "none"
+        lines.append(f"| {r['seed']} | {v['maps']['inter']['pixel_auc']:.3f} | "
+                     f"{v['maps']['intra']['pixel_auc']:.3f} | {ref['dual']['pixel_auc']:.3f} | "
+                     f"{r['refiners']['dual']['auc'][-1]:.3f} | {ref['intra']['pixel_auc']:.3f} | "
+                     f"{r['refiners']['intra']['auc'][-1]:.3f} | {flagged} |")
+    return [*lines, ""]
 
 
 def auc_svg(runs: list[dict], maps_auc: dict[str, float], width: int = 720, height: int = 300
@@ -190,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-epochs", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--eval-every", type=int, default=1,
                     help="epochs between test evaluations (the reported ones are always made)")
+    ap.add_argument("--refine-mode", choices=REFINE_MODES, default="swa",
+                    help="which weights are evaluated: the running weight average (swa) or the "
+                         "last epoch's (paper)")
+    ap.add_argument("--refine-anomalies", default="",
+                    help="synthetic anomaly kinds, comma-separated: patch, intensity "
+                         "(default: the mode's own)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
@@ -199,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     maps, labels = test_maps(a.bundle, a.data, size, a.threads)
     meta = {"name": a.out.name, "bundle": str(a.bundle), "data": str(a.data),
             "threads": a.threads, "refine_epochs": a.refine_epochs,
+            "refine_mode": a.refine_mode,
+            "refine_anomalies": ",".join(TrainConfig(refine_mode=a.refine_mode,
+                                                     refine_anomalies=a.refine_anomalies
+                                                     ).anomaly_kinds()),
             "command": shlex.join(["python", "benchmarks/refine_stability.py",
                                    *(argv or sys.argv[1:])]),
             "maps_auc": {k: roc_auc(labels, v.mean(axis=(1, 2))) for k, v in maps.items()}}
@@ -207,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict] = []
     for seed in a.seeds:
         runs.append(run_seed(a.bundle, a.data, normal, maps, labels, seed, a.refine_epochs,
-                             a.threads, measured))
+                             a.threads, measured, a.refine_mode, a.refine_anomalies))
         write_outputs(a.out, meta, runs, a.report_epochs)
         last = {n: runs[-1]["refiners"][n]["auc"][-1] for n in REFINERS}
         print(f"seed {seed}: R_dual AUC {last['dual']:.3f}, R_intra AUC {last['intra']:.3f} "

@@ -63,9 +63,9 @@ def cmd_refine(a: argparse.Namespace) -> int:
     _import_train()
     from ddad_train.refine import refine_existing
 
-    overrides = {k: getattr(a, k) for k in ("refiners", "refine_epochs", "refine_batch_size",
-                                            "refine_lr", "refine_weight_decay", "seed", "threads")
-                 if getattr(a, k) is not None}
+    names = ("refiners", "refine_epochs", "refine_batch_size", "refine_lr",
+             "refine_weight_decay", "refine_mode", "refine_anomalies", "seed", "threads")
+    overrides = {k: getattr(a, k) for k in names if getattr(a, k) is not None}
     bundle = refine_existing(a.bundle, a.out, a.data, overrides, resume=a.resume,
                              force=a.force)
     print(f"wrote bundle {bundle}")
@@ -263,7 +263,8 @@ def cmd_info(a: argparse.Namespace) -> int:
               + (f" (anomaly rate {d['anomaly_rate']:.2f})" if "anomaly_rate" in d else ""))
         print(f"backbone    {cfg.get('backbone', 'ae')}; refiners: "
               f"{', '.join('R_' + r for r in cfg.get('refiners', [])) or 'none'}"
-              + (f", {cfg.get('refine_epochs')} epochs" if cfg.get("refiners") else ""))
+              + (f", {cfg.get('refine_epochs')} epochs ({cfg.get('refine_mode', 'paper')})"
+                 if cfg.get("refiners") else ""))
         losses = t.get("losses", {})
         for mod in ("ndm", "udm"):
             if losses.get(mod):
@@ -271,8 +272,28 @@ def cmd_info(a: argparse.Namespace) -> int:
                 print(f"{mod.upper()} loss    last epoch: {', '.join(f'{v:.4f}' for v in last)} (per member)")
         for name in ("refine_dual", "refine_intra"):
             if losses.get(name):
-                print(f"{'R_' + name[7:] + ' loss':<11} last epoch: {losses[name][-1]:.4f}")
+                print(f"{'R_' + name[7:] + ' loss':<12}last epoch: {losses[name][-1]:.4f}")
+        for line in _refine_validation_lines(t.get("refine_validation")):
+            print(line)
     return 0
+
+
+def _refine_validation_lines(v: dict | None) -> list[str]:
+    """`ddad-rt info`'s lines on the refiners' label-free validation (fresh synthetic
+    anomalies on the training normals): each refiner's pixel / image AUROC beside its input
+    maps', and a warning for one that looks collapsed."""
+    if not v:
+        return []
+    maps = v["maps"]
+    lines = [(f"validation  {v['images']} training images, {v['anomalous_images']} given fresh "
+              "synthetic anomalies (no real labels): AUROC pixel / image"),
+             "            " + ", ".join(f"A_{k} {f['pixel_auc']:.3f} / {f['image_auc']:.3f}"
+                                      for k, f in maps.items())]
+    for name, f in v["refiners"].items():
+        verdict = ("LOOKS COLLAPSED: no better than its input map" if f["collapsed"]
+                   else f"better than its input map ({f['input_pixel_auc']:.3f})")
+        lines.append(f"            R_{name} {f['pixel_auc']:.3f} / {f['image_auc']:.3f}: {verdict}")
+    return lines
 
 
 def _field_docs(cls) -> dict[str, str]:
@@ -350,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true",
                    help="replace an existing bundle at --out (BUNDLE itself included)")
     for name in ("refiners", "refine-epochs", "refine-batch-size", "refine-lr",
-                 "refine-weight-decay", "seed", "threads"):
+                 "refine-weight-decay", "refine-mode", "refine-anomalies", "seed", "threads"):
         r.add_argument(f"--{name}", dest=name.replace("-", "_"), default=None,
                        help="as for train (default: the bundle's training config)")
     r.set_defaults(func=cmd_refine)

@@ -35,6 +35,8 @@ def test_done_is_0_and_some_files_failed_is_1(bundle, tmp_path, capsys):
      "not 0.50"),
     (["calibrate", "{bundle}", "--data", "{tmp}", "--threads", "100000"], "num_threads=100000"),
     (["eval", "{bundle}", "--data", "{tmp}", "--out", "{tmp}/eval"], ""),
+    (["refine", "{bundle}", "--data", "{tmp}", "--out", "{tmp}/r", "--refine-mode", "ema"],
+     "refine_mode must be one of swa, paper, got 'ema'"),
 ])
 def test_usage_and_input_errors_are_2_without_traceback(calibrated, tmp_path, capsys, argv,
                                                          needle):

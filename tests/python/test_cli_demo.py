@@ -25,14 +25,30 @@ def test_info_and_eval(bundle, synth_data, tmp_path, capsys):
     assert "r_dual" in printed and "histograms.png" in printed
 
 
-def test_refine_adds_refiners_to_a_bundle(trained_memae, synth_data, tmp_path, capsys):
+def test_refine_adds_refiners_to_a_bundle(trained_memae, synth_data, tmp_path, capsys, caplog):
     src = trained_memae[0]
     out = tmp_path / "memae_asr"
     assert main(["refine", str(src), "--data", str(synth_data), "--out", str(out),
-                 "--refiners", "intra", "--refine-epochs", "1", "--threads", "1"]) == 0
+                 "--refiners", "intra", "--refine-epochs", "1", "--threads", "1",
+                 "--refine-mode", "paper"]) == 0
+    capsys.readouterr()
     m = json.loads((out / "manifest.json").read_text())
     assert m["scores"] == ["rec", "intra", "inter", "r_intra"] and m["default_score"] == "r_intra"
     assert m["training"]["config"]["backbone"] == "memae"
+    assert m["training"]["config"]["refine_mode"] == "paper"
+    # The label-free validation is recorded, and `info` shows it beside the input map's.
+    v = m["training"]["refine_validation"]
+    assert set(v["refiners"]) == {"intra"} and set(v["maps"]) == {"inter", "intra"}
+    assert v["images"] == 64 and 0 < v["anomalous_images"] < 64
+    assert main(["info", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "1 epochs (paper)" in printed and "validation  64 training images" in printed
+    assert f"R_intra {v['refiners']['intra']['pixel_auc']:.3f}" in printed
+    # A refiner that looks collapsed (likely after one epoch on 64 images) is said so at the
+    # end of training, and by `info`.
+    collapsed = v["refiners"]["intra"]["collapsed"]
+    assert ("R_intra looks collapsed" in caplog.text) == collapsed
+    assert ("LOOKS COLLAPSED" in printed) == collapsed
     assert len(m["training"]["losses"]["refine_intra"]) == 1 and "ndm" in m["training"]["losses"]
     # The ensemble is the source's, byte for byte.
     assert (out / "ensemble.onnx").read_bytes() == (src / "ensemble.onnx").read_bytes()
@@ -60,6 +76,11 @@ def test_demo_separates_synthetic_lesions(tmp_path, capsys, monkeypatch):
     assert (out / "maps.png").stat().st_size > 10_000
     assert (out / "histograms.png").stat().st_size > 5_000
     assert (out / "bundle" / "manifest.json").is_file()
+    # The default refinement (weight averaging) and its label-free validation: R_dual finds
+    # fresh synthetic anomalies better than A_inter alone, and no warning was needed for it.
+    training = json.loads((out / "bundle" / "manifest.json").read_text())["training"]
+    assert training["config"]["refine_mode"] == "swa"
+    assert not training["refine_validation"]["refiners"]["dual"]["collapsed"], training
     assert "inter" in capsys.readouterr().out
     # The deployment half: calibrated at 0.95 specificity, the test split screened.
     sc = results["screen"]

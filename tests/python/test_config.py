@@ -68,3 +68,21 @@ def test_resume_accepts_checkpoints_from_before_a_field_existed(tmp_path):
     cfg.precision = "bf16"
     with pytest.raises(ValueError, match="precision: checkpoint 'fp32', now 'bf16'"):
         _start_or_resume(cfg, resume=True)
+
+
+@pytest.mark.parametrize(("field", "value", "needle"), [
+    ("refine_mode", "ema", "refine_mode must be one of swa, paper"),
+    ("refine_anomalies", "patch,blob", "refine_anomalies must be a comma-separated subset"),
+    ("refine_anomalies", "patch,patch", "refine_anomalies must be"),
+])
+def test_refinement_choices_are_validated(field, value, needle):
+    from ddad_rt.errors import InputError
+    from ddad_train.config import TrainConfig
+
+    with pytest.raises(InputError, match=needle):
+        TrainConfig(**{field: value}).validate()
+    assert TrainConfig(refine_anomalies="intensity,patch").anomaly_kinds() == ("intensity", "patch")
+    # Unset: the mode's own. The paper's refinement is the authors' patches only.
+    assert TrainConfig(refine_mode="paper").anomaly_kinds() == ("patch",)
+    assert TrainConfig().anomaly_kinds() == ("patch", "intensity")
+    assert TrainConfig(refine_mode="paper", refine_anomalies="intensity").anomaly_kinds() == ("intensity",)

@@ -98,28 +98,77 @@ def test_refiners_learn_from_synthetic_anomalies(trained):
 
 def test_measuring_along_the_epochs_changes_nothing(trained, synth_data):
     """``on_epoch`` (benchmarks/refine_stability.py follows the test AUC with it) is called after
-    every epoch with the nets in training mode, and a callback that evaluates them leaves the
-    training exactly as it would have been: the same weights and BatchNorm statistics."""
+    every epoch with the refiners as they would be exported then, and a callback that
+    evaluates them leaves the training exactly as it would have been: the same weights and
+    BatchNorm statistics, in both refinement modes."""
     from ddad_train.config import TrainConfig
     from ddad_train.pipeline import load_training_images
     from ddad_train.refine import train_refiners
 
-    cfg = TrainConfig(data=str(synth_data), k=3, image_size=32, batch_size=16,
-                      refiners=["dual"], refine_epochs=2, seed=7, threads=1)
-    normal, _, _ = load_training_images(cfg, progress=False)
-    seen = []
+    for mode in ("paper", "swa"):
+        cfg = TrainConfig(data=str(synth_data), k=3, image_size=32, batch_size=16,
+                          refiners=["dual"], refine_epochs=2, seed=7, threads=1, refine_mode=mode)
+        normal, _, _ = load_training_images(cfg, progress=False)
+        seen = []
 
-    def evaluate(epoch: int, nets: dict) -> None:
-        seen.append((epoch, nets["dual"].training))
-        nets["dual"].eval()
-        with torch.no_grad():
-            nets["dual"](torch.rand(4, 2, 32, 32))
-        nets["dual"].train()
+        def evaluate(epoch: int, exported, seen=seen) -> None:
+            net = exported()["dual"]
+            seen.append((epoch, net.training))
+            was_training = net.training
+            net.eval()
+            with torch.no_grad():
+                net(torch.rand(4, 2, 32, 32))
+            net.train(was_training)
 
-    measured = train_refiners(normal, trained[0], cfg, progress=False, on_epoch=evaluate)
-    plain = train_refiners(normal, trained[0], cfg, progress=False)
-    assert seen == [(1, True), (2, True)]
-    assert measured.losses == plain.losses
-    reference = plain.nets["dual"].state_dict()
-    for name, value in measured.nets["dual"].state_dict().items():
-        assert torch.equal(value, reference[name]), name
+        measured = train_refiners(normal, trained[0], cfg, progress=False, on_epoch=evaluate)
+        plain = train_refiners(normal, trained[0], cfg, progress=False)
+        # paper: the nets in training; swa: averaged copies, ready to export (eval mode).
+        assert seen == [(1, mode == "paper"), (2, mode == "paper")]
+        assert measured.losses == plain.losses
+        assert measured.validation == plain.validation
+        reference = plain.nets["dual"].state_dict()
+        for name, value in measured.nets["dual"].state_dict().items():
+            assert torch.equal(value, reference[name]), (mode, name)
+
+
+def test_intensity_anomaly_is_a_soft_ellipse_labelled_where_the_image_changed():
+    from ddad_train.synthetic_anomaly import intensity_anomaly
+
+    rng = np.random.default_rng(5)
+    images = rng.uniform(0.2, 0.8, (3, 32, 32)).astype(np.float32)
+    signs = set()
+    for _ in range(50):
+        out, label = intensity_anomaly(images, 1, rng)
+        diff = out - images[1]
+        changed = np.abs(diff) > 1e-6
+        assert label.any() and np.all(changed[label == 1])
+        # One connected change of one sign, within the largest ellipse (semi-axes < 0.2 W).
+        assert np.all(diff >= -1e-6) or np.all(diff <= 1e-6)
+        assert changed.sum() < np.pi * (0.2 * 32) ** 2
+        assert out.min() >= 0.0 and out.max() <= 1.0
+        signs.add(int(np.sign(diff[changed].mean())))
+    assert signs == {-1, 1}
+    # Darkening a black background changes nothing: nothing is labelled.
+    black = np.zeros((2, 32, 32), np.float32)
+    labels = [intensity_anomaly(black, 0, rng)[1].sum() for _ in range(40)]
+    assert 0 in labels and all(n == 0 or n > 4 for n in labels)
+
+
+def test_mixed_anomaly_kinds_draw_both_and_the_patch_stream_is_the_authors():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (6, 24, 24)).astype(np.float32)
+    idx = np.arange(6)
+    # Only patches: exactly the draws of the authors' generator (fidelity runs).
+    a = synthetic_batch(images, idx, np.random.default_rng(3))
+    b = synthetic_batch(images, idx, np.random.default_rng(3), ("patch",))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    rng = np.random.default_rng(4)
+    square = round_ = 0
+    for _ in range(40):
+        _, labels = synthetic_batch(images, idx, rng, ("patch", "intensity"))
+        for lab in labels[labels.any(axis=(1, 2))]:
+            rows, cols = np.nonzero(lab)
+            box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+            square += box == lab.sum()
+            round_ += box > lab.sum()
+    assert square > 20 and round_ > 20

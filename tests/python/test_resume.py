@@ -83,3 +83,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(synth_data, tmp_path):
     ma = json.loads((reference / "manifest.json").read_text())["training"]
     mb = json.loads((resumed / "manifest.json").read_text())["training"]
     assert ma["losses"] == mb["losses"] and len(ma["losses"]["ndm"]) == 6
+    # The weight averages (SWA, the default) were resumed too: the same validation figures.
+    for name, f in ma["refine_validation"]["refiners"].items():
+        g = mb["refine_validation"]["refiners"][name]
+        assert abs(f["pixel_auc"] - g["pixel_auc"]) <= 1e-4 and f["collapsed"] == g["collapsed"]

@@ -17,6 +17,10 @@ from ddad_rt.errors import InputError
 BACKBONES = ("ae", "ae-u", "memae")
 REFINERS = ("dual", "intra")
 PRECISIONS = ("fp32", "bf16")
+REFINE_MODES = ("swa", "paper")
+ANOMALY_KINDS = ("patch", "intensity")
+#: The synthetic anomalies of each refinement mode, unless refine_anomalies names them.
+DEFAULT_ANOMALIES = {"swa": ("patch", "intensity"), "paper": ("patch",)}
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -45,6 +49,14 @@ class TrainConfig:
         refine_batch_size: refinement batch size (drop last).
         refine_lr: refinement Adam learning rate (betas 0.5, 0.999).
         refine_weight_decay: refinement Adam weight decay.
+        refine_mode: which refiner weights are exported: "swa" (default), the average of the
+            weights after every epoch with batch norm recalibrated, which does not depend on
+            where the last epoch happened to leave the weights; or "paper", the last epoch's
+            weights, as the authors' code (for fidelity runs).
+        refine_anomalies: the synthetic anomalies the refiners learn from, comma-separated:
+            "patch" (the authors': a blended square of another normal image) and/or
+            "intensity" (a soft-edged ellipse made brighter or darker); "" = the mode's own:
+            "patch,intensity" for "swa", "patch" for "paper".
         seed: master seed; member initialisation, data order and synthetic anomalies derive from it.
         threads: torch and engine CPU threads (0 = all cores).
         precision: training arithmetic: "fp32", or "bf16" (convolutions and matrix products
@@ -76,6 +88,8 @@ class TrainConfig:
     refine_batch_size: int = 8
     refine_lr: float = 1e-4
     refine_weight_decay: float = 1e-4
+    refine_mode: str = "swa"
+    refine_anomalies: str = ""
     seed: int = 0
     threads: int = 0
     precision: str = "fp32"
@@ -106,12 +120,26 @@ class TrainConfig:
         if bad or len(set(self.refiners)) != len(self.refiners):
             msg = f"refiners must be a subset of {', '.join(REFINERS)} without repeats, got {self.refiners}"
             raise InputError(msg)
+        if self.refine_mode not in REFINE_MODES:
+            msg = f"refine_mode must be one of {', '.join(REFINE_MODES)}, got {self.refine_mode!r}"
+            raise InputError(msg)
+        kinds = self.refine_anomalies.split(",") if self.refine_anomalies else ["patch"]
+        if any(k not in ANOMALY_KINDS for k in kinds) or len(set(kinds)) != len(kinds):
+            msg = (f"refine_anomalies must be a comma-separated subset of {', '.join(ANOMALY_KINDS)}, "
+                   f"got {self.refine_anomalies!r}")
+            raise InputError(msg)
         if self.precision not in PRECISIONS:
             msg = f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             raise InputError(msg)
         if self.ar is not None and not 0.0 <= self.ar <= 1.0:
             msg = f"ar (pool anomaly rate) must be in [0, 1], got {self.ar}"
             raise InputError(msg)
+
+    def anomaly_kinds(self) -> tuple[str, ...]:
+        """The synthetic anomaly kinds of ``refine_anomalies`` (or of the mode), in order."""
+        if self.refine_anomalies:
+            return tuple(self.refine_anomalies.split(","))
+        return DEFAULT_ANOMALIES[self.refine_mode]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+#: R_dual reads [A_inter, A_intra]; R_intra reads [A_intra].
+REFINER_INPUTS = {"dual": ("inter", "intra"), "intra": ("intra",)}
+
 
 class RefineNet(nn.Module):
     """Refines anomaly maps into per-pixel logits (normal, anomalous).
