@@ -218,9 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refine-mode", choices=REFINE_MODES, default="swa",
                     help="which weights are evaluated: the running weight average (swa) or the "
                          "last epoch's (paper)")
-    ap.add_argument("--refine-anomalies", default="",
-                    help="synthetic anomaly kinds, comma-separated: patch, intensity "
-                         "(default: the mode's own)")
+    ap.add_argument("--refine-anomalies", default="patch",
+                    help="synthetic anomaly kinds, comma-separated: patch, intensity")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
@@ -231,9 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"name": a.out.name, "bundle": str(a.bundle), "data": str(a.data),
             "threads": a.threads, "refine_epochs": a.refine_epochs,
             "refine_mode": a.refine_mode,
-            "refine_anomalies": ",".join(TrainConfig(refine_mode=a.refine_mode,
-                                                     refine_anomalies=a.refine_anomalies
-                                                     ).anomaly_kinds()),
+            "refine_anomalies": a.refine_anomalies,
             "command": shlex.join(["python", "benchmarks/refine_stability.py",
                                    *(argv or sys.argv[1:])]),
             "maps_auc": {k: roc_auc(labels, v.mean(axis=(1, 2))) for k, v in maps.items()}}

@@ -82,7 +82,8 @@ def test_refinement_choices_are_validated(field, value, needle):
     with pytest.raises(InputError, match=needle):
         TrainConfig(**{field: value}).validate()
     assert TrainConfig(refine_anomalies="intensity,patch").anomaly_kinds() == ("intensity", "patch")
-    # Unset: the mode's own. The paper's refinement is the authors' patches only.
-    assert TrainConfig(refine_mode="paper").anomaly_kinds() == ("patch",)
-    assert TrainConfig().anomaly_kinds() == ("patch", "intensity")
-    assert TrainConfig(refine_mode="paper", refine_anomalies="intensity").anomaly_kinds() == ("intensity",)
+    # The default is the authors' patches (intensity anomalies lowered R_intra on brain MRI).
+    assert TrainConfig().anomaly_kinds() == ("patch",)
+    assert TrainConfig(refine_anomalies="").anomaly_kinds() == ("",)  # and validate refuses it:
+    with pytest.raises(InputError, match="refine_anomalies must be"):
+        TrainConfig(refine_anomalies="").validate()
