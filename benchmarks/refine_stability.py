@@ -33,8 +33,8 @@ from ddad_rt.engine import Engine
 from ddad_rt.metrics import average_precision, roc_auc
 from ddad_rt.preprocess import load_images
 from ddad_train.config import REFINE_MODES, TrainConfig
-from ddad_train.refine import REFINER_INPUTS, train_refiners
-from ddad_train.refine_validation import anomaly_probability
+from ddad_train.refine import train_refiners
+from ddad_train.refine_validation import anomaly_probability, refiner_input
 
 REFINERS = ("dual", "intra")
 
@@ -78,8 +78,7 @@ def run_seed(bundle: Path, data: Path, normal: np.ndarray, maps: dict[str, np.nd
     """One refinement run: per refiner, the test AUC / AP after the `measured` epochs, the
     losses of every epoch and the label-free validation figures at the end."""
     cfg = refine_config(bundle, data, seed, epochs, threads, mode, anomalies)
-    inputs = {n: torch.from_numpy(np.stack([maps[k] for k in REFINER_INPUTS[n]], axis=1))
-              for n in REFINERS}
+    inputs = {n: refiner_input(maps, n) for n in REFINERS}
     curve: dict[str, dict[str, list]] = {n: {"epoch": [], "auc": [], "ap": []} for n in REFINERS}
 
     def measure(epoch: int, exported) -> None:

@@ -141,7 +141,8 @@ def _train_epoch(run: _RefineRun, engine, data: np.ndarray, cfg: TrainConfig) ->
         if not np.isfinite(run.losses[n][-1]):
             msg = f"R_{n} loss became {run.losses[n][-1]} at epoch {run.epoch}: lower refine_lr"
             raise FloatingPointError(msg)
-        run.averages[n].update(run.nets[n])
+        if cfg.refine_mode == "swa":  # "paper" exports the last epoch: nothing to average
+            run.averages[n].update(run.nets[n])
 
 
 class _Exported:
